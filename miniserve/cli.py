@@ -1,0 +1,104 @@
+"""Command line: argument definitions only; each command's work lives in its own module.
+
+Modules are imported inside each command so that `miniserve --help` stays fast (torch is slow to import).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+
+def _train(args: argparse.Namespace) -> int:
+    from miniserve.train import run_train
+
+    return run_train(args)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from miniserve.train import run_eval
+
+    return run_eval(args)
+
+
+def _correct(args: argparse.Namespace) -> int:
+    from miniserve.agent import run_correct
+
+    return run_correct(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from miniserve.serve import run_serve
+
+    return run_serve(args)
+
+
+def _loadtest(args: argparse.Namespace) -> int:
+    from miniserve.loadgen import run_loadtest
+
+    return run_loadtest(args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from miniserve.report import run_report
+
+    return run_report(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="miniserve", description=__doc__.splitlines()[0] if __doc__ else None)
+    p.description = "A grammar-tutor Mini-GPT, its HTTP server, load generator and batching experiment."
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train the tutor model from scratch on CPU and write the checkpoint")
+    t.add_argument("--out", default=None, help="checkpoint directory (default: the shipped miniserve/weights)")
+    t.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the recorded recipe)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: all cores)")
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("eval", help="score a checkpoint on the held-out split")
+    e.add_argument("--weights", default=None, help="checkpoint directory (default: the shipped one)")
+    e.add_argument("--n", type=int, default=2000, help="held-out examples per kind")
+    e.set_defaults(func=_eval)
+
+    c = sub.add_parser("correct", help="correct one sentence and explain the correction")
+    c.add_argument("sentence")
+    c.add_argument("--learner-id", default=None)
+    c.add_argument("--db", default=None, help="learner-memory SQLite file (default: under the data directory)")
+    c.add_argument("--json", action="store_true", help="print the Correction as JSON")
+    c.set_defaults(func=_correct)
+
+    s = sub.add_parser("serve", help="serve POST /correct with uvicorn")
+    s.add_argument("--mode", choices=["unbatched", "static"], default=None)
+    s.add_argument("--max-batch", type=int, default=None)
+    s.add_argument("--max-wait-ms", type=float, default=None)
+    s.add_argument("--max-queue", type=int, default=None)
+    s.add_argument("--workers", type=int, default=None, help="unbatched: model worker threads")
+    s.add_argument("--torch-threads", type=int, default=None)
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000)
+    s.set_defaults(func=_serve)
+
+    lt = sub.add_parser("loadtest", help="drive a running server with closed- or open-loop load")
+    lt.add_argument("--url", default="http://127.0.0.1:8000", help="server base URL (loopback only)")
+    lt.add_argument("--concurrency", type=int, default=50, help="closed loop: concurrent workers")
+    lt.add_argument("--total", type=int, default=500, help="closed loop: requests in all")
+    lt.add_argument("--rate", type=float, default=None, help="open loop: Poisson arrivals per second")
+    lt.add_argument("--duration", type=float, default=None, help="open loop: seconds of arrivals")
+    lt.add_argument("--timeout", type=float, default=30.0, help="per-request timeout, seconds")
+    lt.add_argument("--calibrate", action="store_true", help="measure the generator's own ceiling on /noop")
+    lt.add_argument("--json", action="store_true", help="print the summary as JSON")
+    lt.add_argument("--records", default=None, help="write raw per-request records (JSON lines) here")
+    lt.set_defaults(func=_loadtest)
+
+    r = sub.add_parser("report", help="write the experiment folder from a pytest-benchmark JSON")
+    r.add_argument("benchmark_json")
+    r.add_argument("--out", default=None, help="experiment folder (default: experiments/<date>-phase-33-lab-02)")
+    r.set_defaults(func=_report)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
