@@ -1,0 +1,107 @@
+"""Byte-level BPE tokenizer, trained by our own code on our corpus.
+
+Byte level means there is no out-of-vocabulary failure: any Unicode string encodes to bytes, and any byte
+sequence decodes. Merges only shorten what the corpus makes common; "Wrocław" still encodes, as smaller pieces.
+Text is first cut into chunks (a word with its leading space, a number, a run of punctuation, whitespace), and
+merges never cross a chunk boundary, so a word's tokens do not depend on its neighbours: the model can copy an
+unknown word token for token.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from functools import lru_cache
+from pathlib import Path
+
+# A word with its optional leading space, digits, punctuation runs, whitespace runs. Like GPT-2's pattern, in `re`.
+_CHUNK = re.compile(r" ?[^\W\d_]+| ?\d+| ?[^\s\w]+|\s+(?!\S)|\s+|_+")
+
+PAD, BOS, SEP, EOS = "<pad>", "<bos>", "<sep>", "<eos>"
+SPECIALS = (PAD, BOS, SEP, EOS)
+
+
+def _chunks(text: str) -> list[bytes]:
+    return [m.group().encode("utf-8") for m in _CHUNK.finditer(text)]
+
+
+class ByteBPETokenizer:
+    """ids 0-255 are bytes, then the special tokens, then one id per merge (in rank order)."""
+
+    def __init__(self, merges: list[tuple[int, int]]) -> None:
+        self.merges = merges
+        self.ranks = {pair: i for i, pair in enumerate(merges)}
+        self.special_ids = {s: 256 + i for i, s in enumerate(SPECIALS)}
+        self.first_merge_id = 256 + len(SPECIALS)
+        self.pieces: list[bytes] = [bytes([b]) for b in range(256)] + [b""] * len(SPECIALS)
+        for a, b in merges:
+            self.pieces.append(self.pieces[a] + self.pieces[b])
+        self._encode_chunk = lru_cache(maxsize=65536)(self._encode_chunk_uncached)
+
+    pad_id = property(lambda self: self.special_ids[PAD])
+    bos_id = property(lambda self: self.special_ids[BOS])
+    sep_id = property(lambda self: self.special_ids[SEP])
+    eos_id = property(lambda self: self.special_ids[EOS])
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.pieces)
+
+    def _encode_chunk_uncached(self, chunk: bytes) -> tuple[int, ...]:
+        ids = list(chunk)
+        while len(ids) > 1:
+            # apply the lowest-ranked (earliest learned) merge present, as in training
+            best = min(range(len(ids) - 1), key=lambda i: self.ranks.get((ids[i], ids[i + 1]), 1 << 30))
+            rank = self.ranks.get((ids[best], ids[best + 1]))
+            if rank is None:
+                break
+            ids[best : best + 2] = [self.first_merge_id + rank]
+        return tuple(ids)
+
+    def encode(self, text: str) -> list[int]:
+        out: list[int] = []
+        for chunk in _chunks(text):
+            out.extend(self._encode_chunk(chunk))
+        return out
+
+    def decode(self, ids: list[int]) -> str:
+        data = b"".join(self.pieces[i] for i in ids if 0 <= i < len(self.pieces))
+        # A model can emit a byte sequence that is not UTF-8; show it (the agent's guard rejects it) rather than fail.
+        return data.decode("utf-8", errors="replace")
+
+    @classmethod
+    def train(cls, texts: list[str], num_merges: int) -> ByteBPETokenizer:
+        words = Counter(chunk for t in texts for chunk in _chunks(t))
+        seqs = [(list(w), n) for w, n in words.items()]
+        merges: list[tuple[int, int]] = []
+        next_id = 256 + len(SPECIALS)
+        for _ in range(num_merges):
+            pairs: Counter[tuple[int, int]] = Counter()
+            for ids, n in seqs:
+                for pair in zip(ids, ids[1:]):
+                    pairs[pair] += n
+            if not pairs:
+                break
+            pair, count = pairs.most_common(1)[0]
+            if count < 2:
+                break
+            merges.append(pair)
+            for ids, _ in seqs:
+                i = 0
+                while i < len(ids) - 1:
+                    if ids[i] == pair[0] and ids[i + 1] == pair[1]:
+                        ids[i : i + 2] = [next_id]
+                    i += 1
+            next_id += 1
+        return cls(merges)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps({"type": "byte-bpe", "specials": SPECIALS, "merges": self.merges}))
+
+    @classmethod
+    def load(cls, path: str | Path) -> ByteBPETokenizer:
+        data = json.loads(Path(path).read_text())
+        if data.get("type") != "byte-bpe" or tuple(data["specials"]) != SPECIALS:
+            raise ValueError(f"{path}: not a miniserve byte-bpe tokenizer")
+        return cls([tuple(m) for m in data["merges"]])

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from miniserve.tokenizer import ByteBPETokenizer
+
+CORPUS = ["He goed to school yesterday.", "She has eaten an apple!", "they will go to the market", "I walk home."] * 20
+
+
+@pytest.fixture(scope="module")
+def tok() -> ByteBPETokenizer:
+    return ByteBPETokenizer.train(CORPUS, num_merges=60)
+
+
+def _random_text(rng: random.Random, n: int) -> str:
+    # Mix ASCII, Latin-1, Polish, CJK, emoji (astral plane) and whitespace/control characters.
+    ranges = [(0x20, 0x7E), (0xA0, 0xFF), (0x100, 0x17F), (0x4E00, 0x4E40), (0x1F600, 0x1F64F), (0x0, 0x1F)]
+    return "".join(chr(rng.randint(*rng.choice(ranges))) for _ in range(n))
+
+
+def test_round_trips_arbitrary_unicode(tok: ByteBPETokenizer) -> None:
+    rng = random.Random(0)
+    for n in list(range(0, 20)) + [200] * 50:
+        text = _random_text(rng, n)
+        assert tok.decode(tok.encode(text)) == text
+
+
+def test_round_trips_unseen_words(tok: ByteBPETokenizer) -> None:
+    for text in ["Wrocław is in Poland.", "Zoë and Ñandú went to Łódź!", "  two  spaces\tand a tab\n", "日本語"]:
+        assert tok.decode(tok.encode(text)) == text
+
+
+def test_merges_shorten_corpus_text(tok: ByteBPETokenizer) -> None:
+    text = "He goed to school yesterday."
+    assert len(tok.encode(text)) < len(text.encode()) / 2
+
+
+def test_word_tokens_do_not_depend_on_neighbours(tok: ByteBPETokenizer) -> None:
+    # The model copies unknown words token for token: a word's ids must be the same wherever it stands.
+    word = tok.encode(" Wrocław")
+    assert tok.encode("I live in Wrocław")[-len(word) :] == word
+    assert tok.encode("I live in Wrocław.")[-len(word) - 1 : -1] == word
+    he_goed = tok.encode("He goed")
+    assert tok.encode("He goed to school")[: len(he_goed)] == he_goed
+
+
+def test_decode_of_invalid_bytes_does_not_raise(tok: ByteBPETokenizer) -> None:
+    assert "\ufffd" in tok.decode([0xC3])  # a lone UTF-8 lead byte
+
+
+def test_save_load(tmp_path, tok: ByteBPETokenizer) -> None:
+    tok.save(tmp_path / "t.json")
+    again = ByteBPETokenizer.load(tmp_path / "t.json")
+    assert again.merges == tok.merges
+    assert again.encode("He goed to Wrocław.") == tok.encode("He goed to Wrocław.")
+
+
+def test_special_ids_are_outside_bytes_and_merges(tok: ByteBPETokenizer) -> None:
+    specials = {tok.pad_id, tok.bos_id, tok.sep_id, tok.eos_id}
+    assert len(specials) == 4 and all(256 <= i < tok.first_merge_id for i in specials)
+    assert not specials & set(tok.encode("<bos> <eos> <sep> <pad>"))
