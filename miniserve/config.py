@@ -1,0 +1,101 @@
+"""ServerConfig: every knob of the HTTP service in one validated place, readable from MINISERVE_* variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+Mode = Literal["unbatched", "static"]
+MODES: tuple[str, ...] = ("unbatched", "static")
+
+# Placeholders until the thread sweep measures them: unbatched runs `workers` model calls at once, so one torch
+# thread each keeps 2 workers from oversubscribing 2 cores; a static batch is a single call that can use both.
+DEFAULT_TORCH_THREADS: dict[str, int] = {"unbatched": 1, "static": 2}
+
+
+def default_data_dir() -> Path:
+    env = os.environ.get("MINISERVE_DATA_DIR")
+    return Path(env) if env else Path.home() / ".local" / "share" / "miniserve"
+
+
+def default_db_path() -> str:
+    return str(default_data_dir() / "learners.sqlite3")
+
+
+@dataclass(slots=True)
+class ServerConfig:
+    mode: Mode = "unbatched"
+    # static mode: a batch closes at max_batch requests or max_wait_ms after its first request arrived
+    max_batch: int = 8
+    max_wait_ms: float = 20.0
+    max_queue: int = 256  # static: requests waiting for a batch; beyond it -> 503
+    # unbatched mode
+    workers: int = 2  # model threads
+    max_inflight: int = 256  # accepted /correct requests (queued in the pool + running); beyond it -> 503
+    torch_threads: int | None = None  # None: DEFAULT_TORCH_THREADS[mode]
+    request_timeout_s: float = 30.0  # from the handler's start to the answer; past it -> 504
+    max_body_bytes: int = 65536
+    retry_after_s: int = 1  # Retry-After sent with 503 overload answers
+    ready_high_water: float = 0.8  # /readyz says 503 once queue (or in-flight) >= this fraction of its bound
+    db_path: str = field(default_factory=default_db_path)
+    weights_dir: str | None = None  # None: the shipped miniserve/weights
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        for name in ("max_batch", "max_queue", "workers", "max_inflight", "max_body_bytes"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.mode == "static" and self.max_queue < self.max_batch:
+            # a queue shorter than a batch could never fill one: every batch would wait the full max_wait
+            raise ValueError(f"max_queue ({self.max_queue}) must be >= max_batch ({self.max_batch}) in static mode")
+        if self.max_wait_ms < 0:
+            raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
+        if self.request_timeout_s <= 0:
+            raise ValueError(f"request_timeout_s must be > 0, got {self.request_timeout_s}")
+        if self.retry_after_s < 0:
+            raise ValueError(f"retry_after_s must be >= 0, got {self.retry_after_s}")
+        if not 0 < self.ready_high_water <= 1:
+            raise ValueError(f"ready_high_water must be in (0, 1], got {self.ready_high_water}")
+        if self.torch_threads is None:
+            self.torch_threads = DEFAULT_TORCH_THREADS[self.mode]
+        elif self.torch_threads < 1:
+            raise ValueError(f"torch_threads must be >= 1, got {self.torch_threads}")
+        if not self.db_path:
+            raise ValueError("db_path must not be empty")
+
+    @property
+    def admission_bound(self) -> int:
+        """How many /correct requests may wait for the model before new ones get 503."""
+        return self.max_queue if self.mode == "static" else self.max_inflight
+
+    def replace(self, **changes: Any) -> ServerConfig:
+        """A copy with `changes` applied (None values ignored), validated again."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> ServerConfig:
+        """Defaults overridden by MINISERVE_<FIELD_UPPER>, e.g. MINISERVE_MODE=static MINISERVE_MAX_BATCH=16."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(f"MINISERVE_{f.name.upper()}")
+            if raw is None or raw.strip() == "":
+                continue
+            values[f.name] = _parse(f.name, str(f.type), raw.strip())
+        return cls(**values)
+
+
+def _parse(name: str, type_text: str, raw: str) -> Any:
+    # With `from __future__ import annotations` field types are strings; the set used here is small and fixed.
+    try:
+        if type_text.startswith("int"):
+            return int(raw)
+        if type_text.startswith("float"):
+            return float(raw)
+    except ValueError:
+        raise ValueError(f"MINISERVE_{name.upper()}={raw!r} is not a valid {type_text.split(' ')[0]}") from None
+    return raw
