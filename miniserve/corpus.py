@@ -1,0 +1,546 @@
+"""Deterministic generator of (learner sentence -> corrected sentence) training pairs over the tutor's domain.
+
+Every pair is built as one list of words in which only the verb slot differs between source and target, so an
+error pair differs in exactly one whitespace-separated word (punctuation stays attached to its word) — the same
+invariant the agent's guard enforces on the model's output.
+
+Held-out split: every split-dependent atom (fixed names, places, nouns, complement phrases, invented names and
+places) belongs to exactly one split, so held-out subjects and complements never occur in training. Fixed lists
+are split by index; invented strings by a CRC of the string itself (a property of the string, not of the draw).
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from dataclasses import dataclass
+
+from miniserve import lexicon
+from miniserve.lexicon import VERBS
+
+SPLITS = ("train", "heldout")
+KIND_WEIGHTS = (("error", 0.60), ("correct", 0.25), ("ood", 0.15))
+MAX_CHARS = 100
+
+
+@dataclass(slots=True, frozen=True)
+class Pair:
+    source: str
+    target: str
+    kind: str  # "error" | "correct" | "ood"
+    error_type: str | None  # lexicon.ERROR_TYPES key when kind == "error"
+
+
+@dataclass(slots=True, frozen=True)
+class Example:
+    """A pair plus the split-dependent strings (subject, complement, names, places) it was built from."""
+
+    pair: Pair
+    parts: tuple[str, ...]
+
+
+def _heldout_index(i: int) -> bool:
+    return i % 5 == 2
+
+
+def _split_list(items: list[str], split: str) -> list[str]:
+    want = split == "heldout"
+    return [x for i, x in enumerate(items) if _heldout_index(i) == want]
+
+
+def _heldout_string(s: str) -> bool:
+    return zlib.crc32(s.lower().encode()) % 5 == 0
+
+
+# --- vocabulary ---------------------------------------------------------------------------------------------
+
+NAMES = """Anna Tom Maria Łukasz José Zoë Björn Chloé Mia Ahmed Priya Kenji Oluwaseun Siobhán Jürgen Noé Sofia Liam
+Olivia Noah Emma Lucas Aisha Mateo Yuki Wei Fatima Omar Ingrid Søren Agnieszka Małgorzata Zofia Kasia Tomek Piotr Ewa
+Hélène François Ramón Íñigo Çağla Gökhan Dmitri Olga Ana João Thiago Camila Lars Freya Astrid Ines René Amélie Mehmet
+Leyla Arjun Ravi Mei Hiro Kofi Amara Zanele Ngozi Tariq Layla Elif Bogdan Ștefan Jan Eva Pedro Lucía Sven Maja Nils
+Karim Sam Ben Lily Jack Grace Daniel Sarah David Kate Paweł Jiří Håkon Zeynep Nuñez Dóra Ólafur Mónica""".split()
+
+PLACES = [p.replace("_", " ") for p in """Wrocław Kraków Zürich Málaga São_Paulo Göteborg Łódź Reykjavík Besançon Aarhus
+Köln Gdańsk Plzeň Montréal Bogotá Paris London Berlin Madrid Lisbon Rome Dublin Oslo Tokyo Kyoto Seoul Cairo Lagos
+Nairobi Lima Quito Toronto Chicago Boston Sydney Mumbai Istanbul Athens Prague Vienna Budapest Warsaw Poznań Tromsø
+Malmö Genève Córdoba Mérida Düsseldorf Brno Cluj Timișoara Izmir Hanoi Accra New_York San_Diego Las_Palmas Cape_Town
+Kraljevo Šiauliai Tartu Ålesund Nîmes Cádiz Łeba Bydgoszcz""".split()]
+
+NOUNS_SG = """sister brother mother father teacher neighbour friend boss cousin uncle aunt dog cat baby doctor student
+coach grandmother grandfather son daughter wife husband roommate classmate nurse manager grandson niece nephew
+girlfriend boyfriend landlord colleague pilot dentist baker boy girl granddaughter""".split()
+NOUNS_PL = """kids parents neighbours students friends teachers cousins twins girls boys children grandparents
+colleagues nurses doctors sisters brothers tourists dogs classmates uncles aunts roommates pilots""".split()
+DETS = ("my", "your", "his", "her", "our", "their", "the")
+ADJS = ("little", "old", "new", "best", "older", "younger", "big")
+
+SUBJECT_PRONOUNS = ("I", "you", "he", "she", "it", "we", "they")
+OBJECT_PRONOUNS = ("me", "you", "him", "her", "it", "us", "them")
+# Strings both splits share on purpose (grammar words, not learnable content); excluded from disjointness.
+SHARED = frozenset(SUBJECT_PRONOUNS) | frozenset(OBJECT_PRONOUNS) | {""}
+
+# Verbs that make sense with "it" (an animal or a thing) as the subject.
+IT_VERBS = ("eat", "play", "like", "live", "see", "walk", "have", "watch", "take")
+
+# Complements per verb. "{place}", "{name}", "{np}" are filled from the split's own atoms; "" = no complement.
+COMPLEMENTS: dict[str, list[str]] = {
+    "work": ["at the hospital", "in a bank", "from home", "on the farm", "at night", "in the garden", "late",
+             "hard", "at a café", "for a big company", "in {place}", "with {np}", "for {name}", ""],
+    "play": ["football", "the piano", "chess", "video games", "in the park", "with the ball", "tennis", "cards",
+             "the guitar", "basketball", "with {name}", "with {np}", "outside", ""],
+    "watch": ["TV", "a movie", "the news", "the birds", "a football match", "cartoons", "the sunset",
+              "a documentary", "the rain", "{np}", "a film with {name}", "the stars"],
+    "walk": ["to school", "to the office", "home", "the dog", "in the park", "along the river", "to the station",
+             "to the shop", "around the lake", "to {place}", "with {np}", "home with {name}", ""],
+    "study": ["English", "math", "history", "for the exam", "at the library", "biology", "chemistry", "French",
+              "music", "in {place}", "with {name}", "law", ""],
+    "like": ["pizza", "music", "cats", "chocolate", "rainy days", "green tea", "jazz", "this song", "{name}",
+             "{np}", "{place}", "spicy food", "old films"],
+    "cook": ["dinner", "pasta", "rice", "soup", "breakfast", "for the family", "a big meal", "eggs", "fish",
+             "for {name}", "for {np}", "curry", ""],
+    "clean": ["the kitchen", "the house", "my room", "the car", "the windows", "the table", "the bathroom",
+              "the floor", "the garage", "the bikes", "{name}'s room", "the fridge"],
+    "visit": ["the museum", "the zoo", "{place}", "{np}", "{name}", "our friends", "the old castle",
+              "the market", "the gallery", "the farm", "a church"],
+    "finish": ["the report", "my homework", "the book", "the project", "the race", "early", "the puzzle",
+               "the painting", "the course", "{name}'s letter", "the test", "the soup"],
+    "call": ["the office", "{name}", "{np}", "a taxi", "the school", "the police", "the hotel", "the bank",
+             "the shop", "an ambulance", "home"],
+    "live": ["in {place}", "in a small flat", "near the sea", "with {np}", "in the city", "on a farm",
+             "next to the park", "alone", "in a big house", "by the river", "near {name}", "in the north"],
+    "go": ["to school", "to the market", "home", "to bed", "to {place}", "to the beach", "to the cinema",
+           "shopping", "to the gym", "to the library", "to the park", "with {np}", "to {name}'s house"],
+    "eat": ["an apple", "dinner", "breakfast", "a sandwich", "soup", "pizza", "too much", "lunch at noon",
+            "rice", "some cake", "the cookies", "with {np}", "at {name}'s house", ""],
+    "see": ["a bird", "a film", "{name}", "the sea", "a rainbow", "the new bridge", "{np}", "the stars",
+            "a ghost", "{place}", "the mountains", "a fox"],
+    "write": ["a letter", "an email", "a story", "a poem", "to {name}", "a report", "in my diary", "the answers",
+              "a song", "a postcard", "to {np}", "a blog post"],
+    "take": ["the bus", "the train", "a photo", "a taxi", "the dog out", "a shower", "some medicine", "the exam",
+             "my umbrella", "a break", "{np} to school", "the train to {place}"],
+    "buy": ["a new car", "bread", "some milk", "a ticket", "flowers", "a present for {name}", "new shoes",
+            "a house", "groceries", "a book", "a gift for {np}", "a laptop"],
+    "do": ["homework", "the dishes", "the shopping", "yoga", "the laundry", "a good job", "the housework",
+           "my best", "exercises", "a crossword", "the shopping for {np}", "karate"],
+    "have": ["a dog", "a cold", "breakfast", "a new bike", "two brothers", "a meeting", "a party", "lunch",
+             "a headache", "three cats", "a party for {name}", "dinner with {np}"],
+}  # fmt: skip
+assert COMPLEMENTS.keys() == VERBS.keys()
+
+
+def _split_complements(split: str) -> dict[str, list[str]]:
+    # The first occurrence of a phrase (in table order) decides its split, so a phrase listed under two verbs
+    # ("home") cannot end up in both splits. Templates and "" are shared: their fillers are split instead.
+    owner: dict[str, bool] = {}
+    for phrases in COMPLEMENTS.values():
+        for i, p in enumerate(phrases):
+            owner.setdefault(p, _heldout_index(i))
+    want = split == "heldout"
+    return {
+        verb: [p for p in phrases if "{" in p or p == "" or owner[p] == want]
+        for verb, phrases in COMPLEMENTS.items()
+    }
+
+
+PRESENT_END = ("every day", "every morning", "on Sundays", "at the weekend", "twice a week", "every evening",
+               "in the morning", "after school", "on Fridays", "every summer")  # fmt: skip
+PRE_ADVERBS = ("always", "usually", "often", "sometimes", "never")
+PAST_MARKERS = ("yesterday", "last week", "last night", "two days ago", "last year", "in 2019", "an hour ago",
+                "three weeks ago", "last summer", "a long time ago", "2 days ago", "last Monday", "in 1998",
+                "the day before yesterday", "last month", "ten minutes ago", "yesterday morning")  # fmt: skip
+PERFECT_ADVERBS = ("already", "just", "never")
+PERFECT_END = ("this week", "twice", "before", "many times", "since Monday", "for two years", "recently",
+               "three times", "since 2020", "this year")  # fmt: skip
+FUTURE_MARKERS = ("tomorrow", "next week", "next year", "tonight", "soon", "later", "in two days",
+                  "on Saturday", "next summer", "at 8", "in 3 weeks", "the day after tomorrow")  # fmt: skip
+WILL_ADVERBS = ("probably", "definitely", "also", "never")
+CONTRACT_BE = {"I": "I'm", "you": "you're", "he": "he's", "she": "she's", "it": "it's", "we": "we're",
+               "they": "they're"}  # fmt: skip
+CONTRACT_WILL = {p: f"{p}'ll" for p in SUBJECT_PRONOUNS}
+
+# Out-of-domain material: none of it may contain a form of the 20 verbs (checked in tests).
+OOD_FIXED = """The sky is blue.|Can you help me?|What time is it?|Where is the station?|Thank you very much!|
+Good morning.|How are you?|It is cold today.|The weather is nice.|Happy birthday!|Please open the window.|
+Nice to meet you.|The shop opens at 9.|Is it far from here?|The soup is too hot.|Who is that man?|
+The train is late again.|I am so tired.|This is my favourite song.|Are you ready?|The door is open.|
+How much is this?|It is raining.|What a beautiful day!|The meeting starts at 10.|Excuse me, where is the bank?|
+Is this seat free?|The children are asleep.|My phone is broken.|Where are my keys?""".replace("\n", "").split("|")
+# Verbs outside the table, each with objects that make sense for it.
+OTHER_VERBS: list[tuple[str, str, str, tuple[str, ...]]] = [
+    ("read", "reads", "read", ("a book", "the news", "a magazine", "every night")),
+    ("run", "runs", "ran", ("fast", "in the park", "a marathon", "every morning")),
+    ("sing", "sings", "sang", ("a song", "in a choir", "very well", "at the party")),
+    ("swim", "swims", "swam", ("in the lake", "every morning", "very fast", "in the sea")),
+    ("drive", "drives", "drove", ("a red car", "to the airport", "too fast", "a bus")),
+    ("sleep", "sleeps", "slept", ("very well", "on the sofa", "a lot", "in a tent")),
+    ("speak", "speaks", "spoke", ("Spanish", "very quietly", "to the manager", "three languages")),
+    ("want", "wants", "wanted", ("some water", "a new phone", "a bigger flat", "coffee")),
+    ("need", "needs", "needed", ("some help", "a new phone", "more time", "a doctor")),
+    ("love", "loves", "loved", ("coffee", "the sea", "old songs", "this city")),
+    ("help", "helps", "helped", ("a lot", "the old man", "in the kitchen", "at school")),
+    ("open", "opens", "opened", ("the door", "the window", "a shop", "the box")),
+    ("wait", "waits", "waited", ("for the train", "outside", "at the corner", "for an hour")),
+    ("ask", "asks", "asked", ("a question", "for help", "the teacher", "about the price")),
+    ("dance", "dances", "danced", ("all night", "at the party", "very well", "in the rain")),
+    ("travel", "travels", "travelled", ("a lot", "by train", "around Europe", "alone")),
+    ("learn", "learns", "learned", ("Spanish", "to swim", "fast", "a new song")),
+    ("teach", "teaches", "taught", ("maths", "at a school", "children", "piano lessons")),
+    ("drink", "drinks", "drank", ("some water", "coffee", "too much tea", "orange juice")),
+    ("bring", "brings", "brought", ("a cake", "the keys", "some wine", "a friend")),
+    ("sell", "sells", "sold", ("fruit", "old books", "the car", "tickets")),
+    ("send", "sends", "sent", ("a message", "a parcel", "the photos", "a text")),
+    ("find", "finds", "found", ("the keys", "a wallet", "a new job", "a nice café")),
+    ("paint", "paints", "painted", ("the fence", "a picture", "the walls", "flowers")),
+    ("draw", "draws", "drew", ("a map", "a picture", "cartoons", "a horse")),
+    ("meet", "meets", "met", ("a friend", "the new boss", "at the station", "after class")),
+    ("forget", "forgets", "forgot", ("the keys", "the password", "everything", "the date")),
+    ("wear", "wears", "wore", ("a red dress", "glasses", "a hat", "a blue shirt")),
+]
+OOD_ADJS = ("happy", "tired", "late", "hungry", "busy", "ready", "sick", "at the beach", "very kind", "so tall",
+            "from {place}", "in {place}", "at school", "angry", "asleep")  # fmt: skip
+PROFESSIONS = ("doctor", "teacher", "nurse", "pilot", "singer", "lawyer", "chef", "farmer", "engineer", "painter")
+MODAL_OOD = ("can", "should", "must", "might", "could", "will")
+
+# Invented words: learnable-to-copy strings, with non-ASCII letters and sometimes digits.
+_ONSETS = ("b", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "z", "br", "kr", "st",
+           "tr", "sh", "ch", "th", "gr", "pl", "dr", "zh", "kh", "sl", "fl", "")  # fmt: skip
+_VOWELS = ("a", "e", "i", "o", "u", "a", "e", "o", "ai", "ou", "ei", "ia", "y")
+_CODAS = ("", "", "", "", "n", "r", "l", "s", "k", "m", "t")
+_ACCENTS = {"a": "áäåã", "e": "éèëę", "o": "óöøô", "u": "úüů", "i": "íï", "l": "ł", "n": "ñń", "c": "çč",
+            "s": "śš", "z": "žż", "r": "ř", "y": "ý"}  # fmt: skip
+_PLACE_SHAPES = ("{r}", "{r}", "{r}ville", "{r}burg", "{r}ów", "Port {r}", "San {r}", "Lake {r}", "{r} City",
+                 "{r}holm", "Gate {n}", "Platform {n}", "District {n}", "{r} {n}")  # fmt: skip
+_RESERVED = {w.lower() for w in NAMES} | {p.lower() for p in PLACES} | set(lexicon.COVERED_FORMS)
+
+
+def _word(rng: random.Random, syllables: int) -> str:
+    s = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS) for _ in range(syllables))
+    if rng.random() < 0.3:
+        idx = [i for i, ch in enumerate(s) if ch in _ACCENTS]
+        if idx:
+            i = rng.choice(idx)
+            s = s[:i] + rng.choice(_ACCENTS[s[i]]) + s[i + 1 :]
+    return s[:1].upper() + s[1:]
+
+
+class _Gen:
+    def __init__(self, split: str, seed: int) -> None:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        self.split = split
+        self.heldout = split == "heldout"
+        self.rng = random.Random(seed * 1_000_003 + SPLITS.index(split))
+        self.names = _split_list(NAMES, split)
+        self.places = _split_list(PLACES, split)
+        self.nouns_sg = _split_list(NOUNS_SG, split)
+        self.nouns_pl = _split_list(NOUNS_PL, split)
+        self.complements = _split_complements(split)
+        self.verbs = list(VERBS)
+        self.irregular = list(lexicon.IRREGULAR_VERBS)
+        self.distinct_participle = [b for b in self.irregular if VERBS[b].past != VERBS[b].participle]
+
+    # -- atoms ----------------------------------------------------------------------------------------------
+    def _invented(self, make) -> str:
+        while True:
+            s = make()
+            if len(s) >= 3 and s.lower() not in _RESERVED and _heldout_string(s) == self.heldout:
+                return s
+
+    def name(self) -> str:
+        r = self.rng
+        if r.random() < 0.5:
+            return r.choice(self.names)
+
+        def make() -> str:
+            s = _word(r, r.choice((1, 2, 2, 2, 3)))
+            return s + str(r.randint(1, 99)) if r.random() < 0.04 else s
+
+        return self._invented(make)
+
+    def place(self) -> str:
+        r = self.rng
+        if r.random() < 0.5:
+            return r.choice(self.places)
+        return self._invented(
+            lambda: r.choice(_PLACE_SHAPES).format(r=_word(r, r.choice((1, 2, 2, 3))), n=r.randint(1, 120))
+        )
+
+    def np(self, parts: list[str], plural: bool | None = None) -> tuple[str, bool]:
+        r = self.rng
+        plural = r.random() < 0.4 if plural is None else plural
+        noun = r.choice(self.nouns_pl if plural else self.nouns_sg)
+        adj = r.choice(ADJS) + " " if r.random() < 0.15 else ""
+        if r.random() < 0.1:
+            owner = self.name()
+            parts.append(owner)
+            return f"{owner}'s {adj}{noun}", plural
+        return f"{r.choice(DETS)} {adj}{noun}", plural
+
+    def fill(self, template: str, parts: list[str]) -> str:
+        out = template
+        if "{place}" in out:
+            p = self.place()
+            parts.append(p)
+            out = out.replace("{place}", p)
+        if "{name}" in out:
+            n = self.name()
+            parts.append(n)
+            out = out.replace("{name}", n)
+        if "{np}" in out:
+            np, _ = self.np(parts)
+            parts.append(np)
+            out = out.replace("{np}", np)
+        return out
+
+    def subject(self, verb: str, parts: list[str]) -> tuple[str, str]:
+        """(subject text, person) with person in {"I", "3sg", "other"}."""
+        r = self.rng
+        x = r.random()
+        if x < 0.45:
+            while True:
+                p = r.choice(SUBJECT_PRONOUNS)
+                if p != "it" or verb in IT_VERBS:
+                    break
+            return p, "I" if p == "I" else "3sg" if p in ("he", "she", "it") else "other"
+        if x < 0.65:
+            s = self.name()
+            parts.append(s)
+            return s, "3sg"
+        if x < 0.9:
+            s, plural = self.np(parts)
+            parts.append(s)
+            return s, "other" if plural else "3sg"
+        if x < 0.95:
+            a, b = self.name(), self.name()
+            s = f"{a} and {b}"
+            parts.extend((a, b, s))
+            return s, "other"
+        noun = r.choice(self.nouns_sg)
+        n = self.name()
+        s = f"{r.choice(('my', 'our', 'your'))} {noun} {n}"
+        parts.extend((n, s))
+        return s, "3sg"
+
+    def complement(self, verb: str, parts: list[str]) -> str:
+        c = self.fill(self.rng.choice(self.complements[verb]), parts)
+        if c:
+            parts.append(c)
+        return c
+
+    # -- sentences ------------------------------------------------------------------------------------------
+    def _modal_wrong(self, verb: str) -> str:
+        v, x = VERBS[verb], self.rng.random()
+        if x < 0.4:
+            return v.third
+        if x < 0.8 or v.participle == v.past:
+            return v.past
+        return v.participle
+
+    def clause(self, err: str | None, parts: list[str]) -> tuple[list[str], int, str, str]:
+        """(words, verb slot index, correct word, word the learner wrote) for one in-domain sentence."""
+        r = self.rng
+        frame = ""
+        if err in ("missing_third_person_s", "extra_third_person_s"):
+            frame = "present" if r.random() < 0.7 else "perfect"
+        elif err == "overregularized_past":
+            frame = "past" if r.random() < 0.8 else "perfect"
+        elif err == "base_for_past":
+            frame = "past"
+        elif err in ("base_for_participle", "past_for_participle"):
+            frame = "perfect"
+        elif err == "inflected_after_modal":
+            frame = r.choice(("will", "going"))
+        else:
+            frame = r.choice(("present", "past", "perfect", "will", "going"))
+        if err == "overregularized_past":
+            verb = r.choice(self.irregular)
+        elif err == "past_for_participle":
+            verb = r.choice(self.distinct_participle)
+        else:
+            verb = r.choice(self.verbs)
+        v = VERBS[verb]
+        while True:
+            subj_parts: list[str] = []
+            subj, person = self.subject(verb in IT_VERBS, subj_parts)
+            if err == "missing_third_person_s" and person != "3sg":
+                continue
+            if err == "extra_third_person_s" and person == "3sg":
+                continue
+            break
+        parts.extend(subj_parts)
+        third = person == "3sg"
+        comp = self.complement(verb, parts)
+        front: list[str] = []
+        head: list[str] = [subj]
+        end: list[str] = []
+        # Which word of the verb group carries the error: the auxiliary for have/has agreement in the perfect.
+        if frame == "present":
+            if r.random() < 0.25:
+                head.append(r.choice(PRE_ADVERBS))
+            right = v.third if third else v.base
+            wrong = {"missing_third_person_s": v.base, "extra_third_person_s": v.third}.get(err or "", right)
+            group = [right]
+            slot_in_group = 0
+            if r.random() < 0.35:
+                end.append(r.choice(PRESENT_END))
+        elif frame == "past":
+            marker = err == "base_for_past" or r.random() < 0.6
+            right = v.past
+            wrong = {"base_for_past": v.base, "overregularized_past": v.wrong[0] if v.wrong else ""}.get(
+                err or "", right
+            )
+            group, slot_in_group = [right], 0
+            if marker:
+                m = r.choice(PAST_MARKERS)
+                if r.random() < 0.35:
+                    front.append(m + ("," if r.random() < 0.5 else ""))
+                else:
+                    end.append(m)
+        elif frame == "perfect":
+            aux = "has" if third else "have"
+            group = [aux]
+            if r.random() < 0.3:
+                group.append(r.choice(PERFECT_ADVERBS))
+            group.append(v.participle)
+            if err in ("missing_third_person_s", "extra_third_person_s"):
+                right, wrong, slot_in_group = aux, ("have" if third else "has"), 0
+            else:
+                right, slot_in_group = v.participle, len(group) - 1
+                wrong = {"base_for_participle": v.base, "past_for_participle": v.past,
+                         "overregularized_past": v.wrong[0] if v.wrong else ""}.get(err or "", right)  # fmt: skip
+            if r.random() < 0.3:
+                end.append(r.choice(PERFECT_END))
+        else:  # will / going to
+            if frame == "will":
+                if subj in CONTRACT_WILL and r.random() < 0.15:
+                    head[0] = CONTRACT_WILL[subj]
+                    group = []
+                else:
+                    group = ["will"]
+                if r.random() < 0.15:
+                    group.append(r.choice(WILL_ADVERBS))
+            else:
+                if subj in CONTRACT_BE and r.random() < 0.25:
+                    head[0] = CONTRACT_BE[subj]
+                    group = ["going", "to"]
+                else:
+                    be = "am" if person == "I" else "is" if third else "are"
+                    group = [be, "going", "to"]
+            group.append(v.base)
+            right, slot_in_group = v.base, len(group) - 1
+            wrong = self._modal_wrong(verb) if err == "inflected_after_modal" else right
+            if r.random() < 0.5:
+                m = r.choice(FUTURE_MARKERS)
+                if r.random() < 0.2:
+                    front.append(m + ("," if r.random() < 0.5 else ""))
+                else:
+                    end.append(m)
+        if err is not None and (not wrong or wrong == right):
+            raise AssertionError(f"no distinct wrong form for {err} / {verb}")
+        words = front + head
+        slot = len(words) + slot_in_group
+        words += group
+        if comp:
+            words.append(comp)
+        words += end
+        return words, slot, right, wrong
+
+    def ood(self, parts: list[str]) -> str:
+        r = self.rng
+        x = r.random()
+        if x < 0.15:
+            return r.choice(OOD_FIXED).rstrip(".!?")
+        if x < 0.35 or x >= 0.95:
+            subj, person = self.subject(True, parts)
+            if r.random() < 0.75:
+                be = "am" if person == "I" else "is" if person == "3sg" else "are"
+            else:
+                be = "was" if person != "other" else "were"
+            return f"{subj} {be} {self.fill(r.choice(OOD_ADJS), parts)}"
+        if x < 0.45:
+            if r.random() < 0.5:
+                s, _ = self.np(parts, plural=False)
+            else:
+                s = self.name()
+            place = self.place()
+            parts.extend((s, place))
+            return f"{s} is a {r.choice(PROFESSIONS)} in {place}"
+        base, third, past, objects = r.choice(OTHER_VERBS)
+        obj = r.choice(objects)
+        if x < 0.75:
+            subj, person = self.subject(True, parts)
+            y = r.random()
+            if y < 0.3:  # forms of verbs outside the table are left alone, right or wrong
+                form = r.choice((base, third, past))
+            elif y < 0.65:
+                form = third if person == "3sg" else base
+            else:
+                form = past
+            return f"{subj} {form} {obj}"
+        if x < 0.85:
+            subj, _ = self.subject(True, parts)
+            return f"{subj} {r.choice(MODAL_OOD)} {base} {obj}"
+        if x < 0.9:
+            n, place = self.name(), self.place()
+            parts.extend((n, place))
+            return r.choice((f"is {n} from {place}", f"where is {n}", f"why is {n} in {place}"))
+        words = [self._invented(lambda: _word(r, r.choice((1, 2, 3)))) for _ in range(r.randint(2, 5))]
+        parts.extend(words)
+        return " ".join([words[0]] + [w.lower() for w in words[1:]])
+
+    def example(self, kind: str, err: str | None) -> Example:
+        r = self.rng
+        while True:
+            parts: list[str] = []
+            if kind == "ood":
+                src = tgt = self.ood(parts)
+                if lexicon.contains_covered_verb(src):
+                    continue
+            else:
+                words, slot, right, wrong = self.clause(err, parts)
+                words[slot] = right
+                tgt = " ".join(words)
+                words[slot] = wrong
+                src = " ".join(words)
+            punct = r.random()
+            p = "." if punct < 0.55 else "!" if punct < 0.65 else "?" if punct < 0.7 else ""
+            x = r.random()
+            if x < 0.6:
+                src, tgt = src[:1].upper() + src[1:] + p, tgt[:1].upper() + tgt[1:] + p
+            elif x < 0.9:
+                src, tgt = src[:1].lower() + src[1:] + p, tgt[:1].lower() + tgt[1:] + p
+            else:
+                src, tgt = src.lower() + p, tgt.lower() + p
+            if len(src) <= MAX_CHARS and len(tgt) <= MAX_CHARS:
+                return Example(Pair(src, tgt, kind, err), tuple(parts))
+
+    def draw(self) -> Example:
+        r = self.rng
+        x = r.random()
+        if x < KIND_WEIGHTS[0][1]:
+            return self.example("error", r.choice(ERROR_KEYS))
+        if x < KIND_WEIGHTS[0][1] + KIND_WEIGHTS[1][1]:
+            return self.example("correct", None)
+        return self.example("ood", None)
+
+
+ERROR_KEYS: tuple[str, ...] = tuple(lexicon.ERROR_TYPES)
+
+
+def generate_examples(n: int, split: str = "train", seed: int = 0) -> list[Example]:
+    """Pairs with the split-dependent strings they use (for disjointness checks)."""
+    if n < 0:
+        raise ValueError("n must be >= 0")
+    g = _Gen(split, seed)
+    return [g.draw() for _ in range(n)]
+
+
+def generate_pairs(n: int, split: str = "train", seed: int = 0) -> list[Pair]:
+    """`n` pairs, ~60% error (balanced over the 7 types), ~25% correct, ~15% out-of-domain; same args -> same list."""
+    return [e.pair for e in generate_examples(n, split, seed)]
+
+
+def tokenizer_text(n: int = 20000, seed: int = 0) -> list[str]:
+    """Training-split sentences (sources and corrected targets) for learning the tokenizer's merges."""
+    pairs = generate_pairs(n, "train", seed + 7919)
+    return [p.target if i % 2 else p.source for i, p in enumerate(pairs)]

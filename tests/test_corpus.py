@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import statistics
+import time
+from collections import Counter
+
+import pytest
+
+from miniserve import corpus, lexicon
+from miniserve.corpus import generate_examples, generate_pairs
+
+
+@pytest.fixture(scope="module")
+def train() -> list[corpus.Example]:
+    return generate_examples(20000, "train", seed=0)
+
+
+@pytest.fixture(scope="module")
+def heldout() -> list[corpus.Example]:
+    return generate_examples(6000, "heldout", seed=0)
+
+
+def _diff(pair: corpus.Pair) -> list[int]:
+    s, t = pair.source.split(), pair.target.split()
+    assert len(s) == len(t), pair
+    return [i for i, (a, b) in enumerate(zip(s, t)) if a != b]
+
+
+def test_deterministic_and_seeded() -> None:
+    assert generate_pairs(300, "train", seed=3) == generate_pairs(300, "train", seed=3)
+    assert generate_pairs(300, "train", seed=3) != generate_pairs(300, "train", seed=4)
+    assert generate_pairs(300, "train", seed=3) != generate_pairs(300, "heldout", seed=3)
+    with pytest.raises(ValueError):
+        generate_pairs(10, "test")
+
+
+def test_mix_of_kinds_and_error_types(train: list[corpus.Example]) -> None:
+    kinds = Counter(e.pair.kind for e in train)
+    n = len(train)
+    assert 0.57 < kinds["error"] / n < 0.63 and 0.22 < kinds["correct"] / n < 0.28 and 0.12 < kinds["ood"] / n < 0.18
+    types = Counter(e.pair.error_type for e in train if e.pair.kind == "error")
+    assert set(types) == set(lexicon.ERROR_TYPES)
+    for t, c in types.items():
+        assert abs(c / kinds["error"] - 1 / 7) < 0.02, (t, c)
+    assert all((e.pair.error_type is None) == (e.pair.kind != "error") for e in train)
+
+
+@pytest.mark.parametrize("split", ["train", "heldout"])
+def test_one_word_invariant_and_classification(split: str, train, heldout) -> None:
+    examples = train if split == "train" else heldout
+    for e in examples:
+        p = e.pair
+        if p.kind != "error":
+            assert p.source == p.target, p
+            continue
+        diff = _diff(p)
+        assert len(diff) == 1, p
+        i = diff[0]
+        src_words, tgt_words = p.source.split(), p.target.split()
+        o, c = src_words[i], tgt_words[i]
+        assert lexicon.is_covered_form(o) and lexicon.is_real_form(c), p
+        # punctuation attached to the verb stays the same ("goed." -> "went.")
+        assert lexicon.split_affixes(o)[::2] == lexicon.split_affixes(c)[::2], p
+        assert lexicon.classify_edit(src_words[:i], o, c) == p.error_type, p
+
+
+def test_domain_membership(train: list[corpus.Example]) -> None:
+    for e in train:
+        in_domain = lexicon.contains_covered_verb(e.pair.source)
+        assert in_domain == (e.pair.kind != "ood"), e.pair
+
+
+def test_heldout_atoms_never_appear_in_train(train, heldout) -> None:
+    train_parts = {p for e in train for p in e.parts} - corpus.SHARED
+    held_parts = {p for e in heldout for p in e.parts} - corpus.SHARED
+    assert len(held_parts) > 1000 and len(train_parts) > 5000
+    assert not (train_parts & held_parts), sorted(train_parts & held_parts)[:20]
+    # by construction: fixed lists split without overlap, invented strings by a property of the string
+    for lst in (corpus.NAMES, corpus.PLACES, corpus.NOUNS_SG, corpus.NOUNS_PL):
+        tr, he = corpus._split_list(lst, "train"), corpus._split_list(lst, "heldout")
+        assert not set(tr) & set(he) and len(tr) + len(he) == len(lst) and he
+    tr_c, he_c = corpus._split_complements("train"), corpus._split_complements("heldout")
+    fixed = lambda phrases: {p for p in phrases if p and "{" not in p}  # noqa: E731
+    all_tr = set().union(*(fixed(v) for v in tr_c.values()))
+    all_he = set().union(*(fixed(v) for v in he_c.values()))
+    assert not all_tr & all_he
+    for verb in lexicon.VERBS:
+        assert len(fixed(tr_c[verb])) >= 6, verb
+        assert fixed(he_c[verb]) or any("{" in p for p in he_c[verb]), verb
+
+
+def test_heldout_sentences_are_new(train, heldout) -> None:
+    train_sources = {e.pair.source for e in train}
+    fresh = [e for e in heldout if e.pair.kind == "error" and e.pair.source not in train_sources]
+    assert len(fresh) / sum(e.pair.kind == "error" for e in heldout) > 0.99
+
+
+def test_surface_variety(train: list[corpus.Example]) -> None:
+    sources = [e.pair.source for e in train]
+    lengths = [len(s) for s in sources]
+    assert max(lengths) <= corpus.MAX_CHARS
+    assert 15 <= statistics.median(lengths) <= 70
+    ends = Counter(s[-1] if s[-1] in ".!?" else "none" for s in sources)
+    assert all(ends[k] > 0.03 * len(sources) for k in (".", "!", "?", "none"))
+    assert sum(s[0].islower() for s in sources) > 0.2 * len(sources)
+    assert sum(s[0].isupper() for s in sources) > 0.4 * len(sources)
+    assert sum(any(ord(ch) > 127 for ch in s) for s in sources) > 0.05 * len(sources)
+    assert sum(any(ch.isdigit() for ch in s) for s in sources) > 0.01 * len(sources)
+    frames = {"will": 0, "going to": 0, "has": 0, "yesterday": 0}
+    for s in sources:
+        for k in frames:
+            frames[k] += f" {k} " in f" {s.lower()} "
+    assert all(v > 200 for v in frames.values()), frames
+
+
+def test_fast_enough() -> None:
+    t0 = time.perf_counter()
+    pairs = generate_pairs(50_000, "train", seed=1)
+    elapsed = time.perf_counter() - t0
+    assert len(pairs) == 50_000
+    assert elapsed < 15, elapsed  # ~0.7 s on the dev box; 200k pairs in a few seconds
+
+
+def test_tokenizer_text() -> None:
+    text = corpus.tokenizer_text(1000, seed=0)
+    assert len(text) == 1000 and all(isinstance(s, str) and s for s in text)
+    assert text == corpus.tokenizer_text(1000, seed=0)
