@@ -16,6 +16,11 @@ import zlib
 from dataclasses import dataclass
 
 from miniserve import lexicon
+from miniserve.corpus_vocab import (
+    ACCENTS, ADJS, CODAS, COMPLEMENTS, CONTRACT_BE, CONTRACT_WILL, DETS, FUTURE_MARKERS, IT_VERBS, MODAL_OOD, NAMES,
+    NOUNS_PL, NOUNS_SG, ONSETS, OOD_ADJS, OOD_FIXED, OTHER_VERBS, PAST_MARKERS, PERFECT_ADVERBS, PERFECT_END,
+    PLACE_SHAPES, PLACES, PRE_ADVERBS, PRESENT_END, PROFESSIONS, SUBJECT_PRONOUNS, VOWELS, WILL_ADVERBS,
+)  # fmt: skip
 from miniserve.lexicon import VERBS
 
 SPLITS = ("train", "heldout")
@@ -52,82 +57,6 @@ def _heldout_string(s: str) -> bool:
     return zlib.crc32(s.lower().encode()) % 5 == 0
 
 
-# --- vocabulary ---------------------------------------------------------------------------------------------
-
-NAMES = """Anna Tom Maria Łukasz José Zoë Björn Chloé Mia Ahmed Priya Kenji Oluwaseun Siobhán Jürgen Noé Sofia Liam
-Olivia Noah Emma Lucas Aisha Mateo Yuki Wei Fatima Omar Ingrid Søren Agnieszka Małgorzata Zofia Kasia Tomek Piotr Ewa
-Hélène François Ramón Íñigo Çağla Gökhan Dmitri Olga Ana João Thiago Camila Lars Freya Astrid Ines René Amélie Mehmet
-Leyla Arjun Ravi Mei Hiro Kofi Amara Zanele Ngozi Tariq Layla Elif Bogdan Ștefan Jan Eva Pedro Lucía Sven Maja Nils
-Karim Sam Ben Lily Jack Grace Daniel Sarah David Kate Paweł Jiří Håkon Zeynep Nuñez Dóra Ólafur Mónica""".split()
-
-PLACES = [p.replace("_", " ") for p in """Wrocław Kraków Zürich Málaga São_Paulo Göteborg Łódź Reykjavík Besançon Aarhus
-Köln Gdańsk Plzeň Montréal Bogotá Paris London Berlin Madrid Lisbon Rome Dublin Oslo Tokyo Kyoto Seoul Cairo Lagos
-Nairobi Lima Quito Toronto Chicago Boston Sydney Mumbai Istanbul Athens Prague Vienna Budapest Warsaw Poznań Tromsø
-Malmö Genève Córdoba Mérida Düsseldorf Brno Cluj Timișoara Izmir Hanoi Accra New_York San_Diego Las_Palmas Cape_Town
-Kraljevo Šiauliai Tartu Ålesund Nîmes Cádiz Łeba Bydgoszcz""".split()]
-
-NOUNS_SG = """sister brother mother father teacher neighbour friend boss cousin uncle aunt dog cat baby doctor student
-coach grandmother grandfather son daughter wife husband roommate classmate nurse manager grandson niece nephew
-girlfriend boyfriend landlord colleague pilot dentist baker boy girl granddaughter""".split()
-NOUNS_PL = """kids parents neighbours students friends teachers cousins twins girls boys children grandparents
-colleagues nurses doctors sisters brothers tourists dogs classmates uncles aunts roommates pilots""".split()
-DETS = ("my", "your", "his", "her", "our", "their", "the")
-ADJS = ("little", "old", "new", "best", "older", "younger", "big")
-
-SUBJECT_PRONOUNS = ("I", "you", "he", "she", "it", "we", "they")
-OBJECT_PRONOUNS = ("me", "you", "him", "her", "it", "us", "them")
-# Strings both splits share on purpose (grammar words, not learnable content); excluded from disjointness.
-SHARED = frozenset(SUBJECT_PRONOUNS) | frozenset(OBJECT_PRONOUNS) | {""}
-
-# Verbs that make sense with "it" (an animal or a thing) as the subject.
-IT_VERBS = ("eat", "play", "like", "live", "see", "walk", "have", "watch", "take")
-
-# Complements per verb. "{place}", "{name}", "{np}" are filled from the split's own atoms; "" = no complement.
-COMPLEMENTS: dict[str, list[str]] = {
-    "work": ["at the hospital", "in a bank", "from home", "on the farm", "at night", "in the garden", "late",
-             "hard", "at a café", "for a big company", "in {place}", "with {np}", "for {name}", ""],
-    "play": ["football", "the piano", "chess", "video games", "in the park", "with the ball", "tennis", "cards",
-             "the guitar", "basketball", "with {name}", "with {np}", "outside", ""],
-    "watch": ["TV", "a movie", "the news", "the birds", "a football match", "cartoons", "the sunset",
-              "a documentary", "the rain", "{np}", "a film with {name}", "the stars"],
-    "walk": ["to school", "to the office", "home", "the dog", "in the park", "along the river", "to the station",
-             "to the shop", "around the lake", "to {place}", "with {np}", "home with {name}", ""],
-    "study": ["English", "math", "history", "for the exam", "at the library", "biology", "chemistry", "French",
-              "music", "in {place}", "with {name}", "law", ""],
-    "like": ["pizza", "music", "cats", "chocolate", "rainy days", "green tea", "jazz", "this song", "{name}",
-             "{np}", "{place}", "spicy food", "old films"],
-    "cook": ["dinner", "pasta", "rice", "soup", "breakfast", "for the family", "a big meal", "eggs", "fish",
-             "for {name}", "for {np}", "curry", ""],
-    "clean": ["the kitchen", "the house", "my room", "the car", "the windows", "the table", "the bathroom",
-              "the floor", "the garage", "the bikes", "{name}'s room", "the fridge"],
-    "visit": ["the museum", "the zoo", "{place}", "{np}", "{name}", "our friends", "the old castle",
-              "the market", "the gallery", "the farm", "a church"],
-    "finish": ["the report", "my homework", "the book", "the project", "the race", "early", "the puzzle",
-               "the painting", "the course", "{name}'s letter", "the test", "the soup"],
-    "call": ["the office", "{name}", "{np}", "a taxi", "the school", "the police", "the hotel", "the bank",
-             "the shop", "an ambulance", "home"],
-    "live": ["in {place}", "in a small flat", "near the sea", "with {np}", "in the city", "on a farm",
-             "next to the park", "alone", "in a big house", "by the river", "near {name}", "in the north"],
-    "go": ["to school", "to the market", "home", "to bed", "to {place}", "to the beach", "to the cinema",
-           "shopping", "to the gym", "to the library", "to the park", "with {np}", "to {name}'s house"],
-    "eat": ["an apple", "dinner", "breakfast", "a sandwich", "soup", "pizza", "too much", "lunch at noon",
-            "rice", "some cake", "the cookies", "with {np}", "at {name}'s house", ""],
-    "see": ["a bird", "a film", "{name}", "the sea", "a rainbow", "the new bridge", "{np}", "the stars",
-            "a ghost", "{place}", "the mountains", "a fox"],
-    "write": ["a letter", "an email", "a story", "a poem", "to {name}", "a report", "in my diary", "the answers",
-              "a song", "a postcard", "to {np}", "a blog post"],
-    "take": ["the bus", "the train", "a photo", "a taxi", "the dog out", "a shower", "some medicine", "the exam",
-             "my umbrella", "a break", "{np} to school", "the train to {place}"],
-    "buy": ["a new car", "bread", "some milk", "a ticket", "flowers", "a present for {name}", "new shoes",
-            "a house", "groceries", "a book", "a gift for {np}", "a laptop"],
-    "do": ["homework", "the dishes", "the shopping", "yoga", "the laundry", "a good job", "the housework",
-           "my best", "exercises", "a crossword", "the shopping for {np}", "karate"],
-    "have": ["a dog", "a cold", "breakfast", "a new bike", "two brothers", "a meeting", "a party", "lunch",
-             "a headache", "three cats", "a party for {name}", "dinner with {np}"],
-}  # fmt: skip
-assert COMPLEMENTS.keys() == VERBS.keys()
-
-
 def _split_complements(split: str) -> dict[str, list[str]]:
     # The first occurrence of a phrase (in table order) decides its split, so a phrase listed under two verbs
     # ("home") cannot end up in both splits. Templates and "" are shared: their fillers are split instead.
@@ -142,84 +71,16 @@ def _split_complements(split: str) -> dict[str, list[str]]:
     }
 
 
-PRESENT_END = ("every day", "every morning", "on Sundays", "at the weekend", "twice a week", "every evening",
-               "in the morning", "after school", "on Fridays", "every summer")  # fmt: skip
-PRE_ADVERBS = ("always", "usually", "often", "sometimes", "never")
-PAST_MARKERS = ("yesterday", "last week", "last night", "two days ago", "last year", "in 2019", "an hour ago",
-                "three weeks ago", "last summer", "a long time ago", "2 days ago", "last Monday", "in 1998",
-                "the day before yesterday", "last month", "ten minutes ago", "yesterday morning")  # fmt: skip
-PERFECT_ADVERBS = ("already", "just", "never")
-PERFECT_END = ("this week", "twice", "before", "many times", "since Monday", "for two years", "recently",
-               "three times", "since 2020", "this year")  # fmt: skip
-FUTURE_MARKERS = ("tomorrow", "next week", "next year", "tonight", "soon", "later", "in two days",
-                  "on Saturday", "next summer", "at 8", "in 3 weeks", "the day after tomorrow")  # fmt: skip
-WILL_ADVERBS = ("probably", "definitely", "also", "never")
-CONTRACT_BE = {"I": "I'm", "you": "you're", "he": "he's", "she": "she's", "it": "it's", "we": "we're",
-               "they": "they're"}  # fmt: skip
-CONTRACT_WILL = {p: f"{p}'ll" for p in SUBJECT_PRONOUNS}
-
-# Out-of-domain material: none of it may contain a form of the 20 verbs (checked in tests).
-OOD_FIXED = """The sky is blue.|Can you help me?|What time is it?|Where is the station?|Thank you very much!|
-Good morning.|How are you?|It is cold today.|The weather is nice.|Happy birthday!|Please open the window.|
-Nice to meet you.|The shop opens at 9.|Is it far from here?|The soup is too hot.|Who is that man?|
-The train is late again.|I am so tired.|This is my favourite song.|Are you ready?|The door is open.|
-How much is this?|It is raining.|What a beautiful day!|The meeting starts at 10.|Excuse me, where is the bank?|
-Is this seat free?|The children are asleep.|My phone is broken.|Where are my keys?""".replace("\n", "").split("|")
-# Verbs outside the table, each with objects that make sense for it.
-OTHER_VERBS: list[tuple[str, str, str, tuple[str, ...]]] = [
-    ("read", "reads", "read", ("a book", "the news", "a magazine", "every night")),
-    ("run", "runs", "ran", ("fast", "in the park", "a marathon", "every morning")),
-    ("sing", "sings", "sang", ("a song", "in a choir", "very well", "at the party")),
-    ("swim", "swims", "swam", ("in the lake", "every morning", "very fast", "in the sea")),
-    ("drive", "drives", "drove", ("a red car", "to the airport", "too fast", "a bus")),
-    ("sleep", "sleeps", "slept", ("very well", "on the sofa", "a lot", "in a tent")),
-    ("speak", "speaks", "spoke", ("Spanish", "very quietly", "to the manager", "three languages")),
-    ("want", "wants", "wanted", ("some water", "a new phone", "a bigger flat", "coffee")),
-    ("need", "needs", "needed", ("some help", "a new phone", "more time", "a doctor")),
-    ("love", "loves", "loved", ("coffee", "the sea", "old songs", "this city")),
-    ("help", "helps", "helped", ("a lot", "the old man", "in the kitchen", "at school")),
-    ("open", "opens", "opened", ("the door", "the window", "a shop", "the box")),
-    ("wait", "waits", "waited", ("for the train", "outside", "at the corner", "for an hour")),
-    ("ask", "asks", "asked", ("a question", "for help", "the teacher", "about the price")),
-    ("dance", "dances", "danced", ("all night", "at the party", "very well", "in the rain")),
-    ("travel", "travels", "travelled", ("a lot", "by train", "around Europe", "alone")),
-    ("learn", "learns", "learned", ("Spanish", "to swim", "fast", "a new song")),
-    ("teach", "teaches", "taught", ("maths", "at a school", "children", "piano lessons")),
-    ("drink", "drinks", "drank", ("some water", "coffee", "too much tea", "orange juice")),
-    ("bring", "brings", "brought", ("a cake", "the keys", "some wine", "a friend")),
-    ("sell", "sells", "sold", ("fruit", "old books", "the car", "tickets")),
-    ("send", "sends", "sent", ("a message", "a parcel", "the photos", "a text")),
-    ("find", "finds", "found", ("the keys", "a wallet", "a new job", "a nice café")),
-    ("paint", "paints", "painted", ("the fence", "a picture", "the walls", "flowers")),
-    ("draw", "draws", "drew", ("a map", "a picture", "cartoons", "a horse")),
-    ("meet", "meets", "met", ("a friend", "the new boss", "at the station", "after class")),
-    ("forget", "forgets", "forgot", ("the keys", "the password", "everything", "the date")),
-    ("wear", "wears", "wore", ("a red dress", "glasses", "a hat", "a blue shirt")),
-]
-OOD_ADJS = ("happy", "tired", "late", "hungry", "busy", "ready", "sick", "at the beach", "very kind", "so tall",
-            "from {place}", "in {place}", "at school", "angry", "asleep")  # fmt: skip
-PROFESSIONS = ("doctor", "teacher", "nurse", "pilot", "singer", "lawyer", "chef", "farmer", "engineer", "painter")
-MODAL_OOD = ("can", "should", "must", "might", "could", "will")
-
-# Invented words: learnable-to-copy strings, with non-ASCII letters and sometimes digits.
-_ONSETS = ("b", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w", "z", "br", "kr", "st",
-           "tr", "sh", "ch", "th", "gr", "pl", "dr", "zh", "kh", "sl", "fl", "")  # fmt: skip
-_VOWELS = ("a", "e", "i", "o", "u", "a", "e", "o", "ai", "ou", "ei", "ia", "y")
-_CODAS = ("", "", "", "", "n", "r", "l", "s", "k", "m", "t")
-_ACCENTS = {"a": "áäåã", "e": "éèëę", "o": "óöøô", "u": "úüů", "i": "íï", "l": "ł", "n": "ñń", "c": "çč",
-            "s": "śš", "z": "žż", "r": "ř", "y": "ý"}  # fmt: skip
-_PLACE_SHAPES = ("{r}", "{r}", "{r}ville", "{r}burg", "{r}ów", "Port {r}", "San {r}", "Lake {r}", "{r} City",
-                 "{r}holm", "Gate {n}", "Platform {n}", "District {n}", "{r} {n}")  # fmt: skip
 _RESERVED = {w.lower() for w in NAMES} | {p.lower() for p in PLACES} | set(lexicon.COVERED_FORMS)
 
 
 def _word(rng: random.Random, syllables: int) -> str:
-    s = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS) for _ in range(syllables))
+    s = "".join(rng.choice(ONSETS) + rng.choice(VOWELS) + rng.choice(CODAS) for _ in range(syllables))
     if rng.random() < 0.3:
-        idx = [i for i, ch in enumerate(s) if ch in _ACCENTS]
+        idx = [i for i, ch in enumerate(s) if ch in ACCENTS]
         if idx:
             i = rng.choice(idx)
-            s = s[:i] + rng.choice(_ACCENTS[s[i]]) + s[i + 1 :]
+            s = s[:i] + rng.choice(ACCENTS[s[i]]) + s[i + 1 :]
     return s[:1].upper() + s[1:]
 
 
@@ -262,7 +123,7 @@ class _Gen:
         if r.random() < 0.5:
             return r.choice(self.places)
         return self._invented(
-            lambda: r.choice(_PLACE_SHAPES).format(r=_word(r, r.choice((1, 2, 2, 3))), n=r.randint(1, 120))
+            lambda: r.choice(PLACE_SHAPES).format(r=_word(r, r.choice((1, 2, 2, 3))), n=r.randint(1, 120))
         )
 
     def np(self, parts: list[str], plural: bool | None = None) -> tuple[str, bool]:

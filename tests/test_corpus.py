@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from miniserve import corpus, lexicon
+from miniserve import corpus, corpus_vocab, lexicon
 from miniserve.corpus import generate_examples, generate_pairs
 
 
@@ -71,12 +71,12 @@ def test_domain_membership(train: list[corpus.Example]) -> None:
 
 
 def test_heldout_atoms_never_appear_in_train(train, heldout) -> None:
-    train_parts = {p for e in train for p in e.parts} - corpus.SHARED
-    held_parts = {p for e in heldout for p in e.parts} - corpus.SHARED
+    train_parts = {p for e in train for p in e.parts} - corpus_vocab.SHARED
+    held_parts = {p for e in heldout for p in e.parts} - corpus_vocab.SHARED
     assert len(held_parts) > 1000 and len(train_parts) > 5000
     assert not (train_parts & held_parts), sorted(train_parts & held_parts)[:20]
     # by construction: fixed lists split without overlap, invented strings by a property of the string
-    for lst in (corpus.NAMES, corpus.PLACES, corpus.NOUNS_SG, corpus.NOUNS_PL):
+    for lst in (corpus_vocab.NAMES, corpus_vocab.PLACES, corpus_vocab.NOUNS_SG, corpus_vocab.NOUNS_PL):
         tr, he = corpus._split_list(lst, "train"), corpus._split_list(lst, "heldout")
         assert not set(tr) & set(he) and len(tr) + len(he) == len(lst) and he
     tr_c, he_c = corpus._split_complements("train"), corpus._split_complements("heldout")
