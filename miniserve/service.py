@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from starlette.types import Receive
@@ -34,6 +35,12 @@ class Runner(Protocol):
     def depth(self) -> int: ...  # waiting for the model, not yet running
     @property
     def load(self) -> int: ...  # what the admission bound (config.admission_bound) is compared with
+
+
+@dataclass(slots=True)
+class _Job:
+    req: CorrectRequest
+    waiter: asyncio.Future[Any] | None = None  # what the request awaits; cancelled when it gives up
 
 
 class UnbatchedRunner:
@@ -71,19 +78,24 @@ class UnbatchedRunner:
             raise Overloaded(f"{self._inflight} requests in flight (max_inflight={self._max_inflight}); retry later")
         loop = asyncio.get_running_loop()
         self._inflight += 1
-        cf = self._executor.submit(self._call, req.sentence, req.learner_id)
+        job = _Job(req)
+        cf = self._executor.submit(self._call, job)
         # Fires in the worker thread (or here, if cancelled before it started); the counter lives on the loop.
         cf.add_done_callback(lambda _: loop.call_soon_threadsafe(self._release))
-        # wrap_future chains cancellation: a cancelled await (client gone, deadline) cancels a not-yet-started call.
-        return await asyncio.wrap_future(cf)
+        job.waiter = asyncio.wrap_future(cf)
+        return await job.waiter
 
     def _release(self) -> None:
         self._inflight -= 1
 
-    def _call(self, sentence: str, learner_id: str | None) -> Any:
+    def _call(self, job: _Job) -> Any:
+        # Cancelling the awaiting task cancels `waiter` at once, but wrap_future passes that on to `cf` only a
+        # loop iteration later; a thread freed in between would run a request nobody waits for. Check here.
+        if job.waiter is not None and job.waiter.cancelled():
+            return None
         started = time.perf_counter()
         try:
-            return self._agent.correct(sentence, learner_id)
+            return self._agent.correct(job.req.sentence, job.req.learner_id)
         except Exception as exc:
             log.exception("agent.correct failed")
             raise ModelFailed(f"the model failed on this request ({type(exc).__name__}); try again") from exc
