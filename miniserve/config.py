@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -72,13 +73,11 @@ class ServerConfig:
         """How many /correct requests may wait for the model before new ones get 503."""
         return self.max_queue if self.mode == "static" else self.max_inflight
 
-    def replace(self, **changes: Any) -> ServerConfig:
-        """A copy with `changes` applied (None values ignored), validated again."""
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
-
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> ServerConfig:
-        """Defaults overridden by MINISERVE_<FIELD_UPPER>, e.g. MINISERVE_MODE=static MINISERVE_MAX_BATCH=16."""
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServerConfig:
+        """Defaults overridden by MINISERVE_<FIELD_UPPER> (e.g. MINISERVE_MODE=static MINISERVE_MAX_BATCH=16),
+        then by `overrides` whose value is not None (command-line flags). Built in one step, so mode-dependent
+        defaults (torch_threads) follow the final mode."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
@@ -86,6 +85,12 @@ class ServerConfig:
             if raw is None or raw.strip() == "":
                 continue
             values[f.name] = _parse(f.name, str(f.type), raw.strip())
+        names = {f.name for f in dataclasses.fields(cls)}
+        for name, value in overrides.items():
+            if name not in names:
+                raise TypeError(f"ServerConfig has no field {name!r}")
+            if value is not None:
+                values[name] = value
         return cls(**values)
 
 
