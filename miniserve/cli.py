@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-queue", type=int, default=None)
     s.add_argument("--workers", type=int, default=None, help="unbatched: model worker threads")
     s.add_argument("--torch-threads", type=int, default=None)
+    s.add_argument("--max-inflight", type=int, default=None, help="unbatched: accepted requests before 503")
+    s.add_argument("--request-timeout-s", type=float, default=None, help="per-request deadline (504 past it)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000)
     s.set_defaults(func=_serve)
