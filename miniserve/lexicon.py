@@ -165,7 +165,8 @@ def _roles(form: str) -> set[str]:
 
 
 def _context(tokens_before: list[str]) -> str:
-    """'modal', 'perfect' or 'plain', from the words right before the verb (skipping adverbs)."""
+    """'modal', 'perfect', 'third' / 'nonthird' (right after a subject pronoun) or 'plain', from the words right
+    before the verb (skipping adverbs)."""
     words = [_norm_context(t) for t in tokens_before]
     while words and words[-1] in _SKIPPABLE:
         words.pop()
@@ -177,6 +178,10 @@ def _context(tokens_before: list[str]) -> str:
         return "modal"
     if words[-1] in PERFECT_AUX:
         return "perfect"
+    if words[-1] in ("he", "she", "it"):
+        return "third"
+    if words[-1] in ("i", "you", "we", "they"):
+        return "nonthird"
     return "plain"
 
 
@@ -204,9 +209,10 @@ def classify_edit(tokens_before: list[str], original: str, corrected: str) -> st
         if ("past" in rc and ctx != "perfect") or ("participle" in rc and ctx == "perfect"):
             return "overregularized_past"
         raise ValueError(f"{original!r} -> {corrected!r} does not fit the context")
-    if "base" in ro and "third" in rc:
+    # Agreement edits must agree with a pronoun subject when there is one (names and noun phrases can't be checked).
+    if "base" in ro and "third" in rc and ctx != "nonthird":
         return "missing_third_person_s"
-    if "third" in ro and "base" in rc:
+    if "third" in ro and "base" in rc and ctx != "third":
         return "extra_third_person_s"
     if ctx == "perfect" and "participle" in rc:
         if "base" in ro:

@@ -75,6 +75,9 @@ def test_classify_ignores_case_and_attached_punctuation() -> None:
         ("she has", "goed", "went"),  # past where the participle is needed
         ("he will", "go", "goes"),  # inflecting after a modal is never a correction
         ("He", "went", "goes"),  # past -> 3rd person: no rule
+        ("He always", "walks", "walk"),  # would break agreement with the pronoun
+        ("they", "walk", "walks"),
+        ("I", "have", "has"),
     ],
 )
 def test_classify_rejects_edits_no_rule_explains(before: str, orig: str, corr: str) -> None:
