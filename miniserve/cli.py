@@ -92,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     lt.add_argument("--calibrate", action="store_true", help="measure the generator's own ceiling on /noop")
     lt.add_argument("--json", action="store_true", help="print the summary as JSON")
     lt.add_argument("--records", default=None, help="write raw per-request records (JSON lines) here")
+    lt.add_argument("--client", choices=["aiohttp", "httpx"], default="aiohttp",
+                    help="HTTP client (aiohttp: the only one whose calibrated ceiling is >= 10x the server)")
+    lt.add_argument("--seed", type=int, default=0, help="open loop: seed of the Poisson arrivals")
+    lt.add_argument("--max-wall", type=float, default=600.0, help="closed loop: no new request after this many s")
+    lt.add_argument("--calibrate-total", type=int, default=5000, help="calibration: requests in all")
+    lt.add_argument("--best-rps", type=float, default=None,
+                    help="calibration: print the ceiling as a multiple of this server throughput")
     lt.set_defaults(func=_loadtest)
 
     r = sub.add_parser("report", help="write the experiment folder from a pytest-benchmark JSON")
