@@ -6,8 +6,9 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
+
+from miniserve.memory import default_db_path  # the agent's own default, so CLI and server share one file
 
 Mode = Literal["unbatched", "static"]
 MODES: tuple[str, ...] = ("unbatched", "static")
@@ -15,15 +16,6 @@ MODES: tuple[str, ...] = ("unbatched", "static")
 # Placeholders until the thread sweep measures them: unbatched runs `workers` model calls at once, so one torch
 # thread each keeps 2 workers from oversubscribing 2 cores; a static batch is a single call that can use both.
 DEFAULT_TORCH_THREADS: dict[str, int] = {"unbatched": 1, "static": 2}
-
-
-def default_data_dir() -> Path:
-    env = os.environ.get("MINISERVE_DATA_DIR")
-    return Path(env) if env else Path.home() / ".local" / "share" / "miniserve"
-
-
-def default_db_path() -> str:
-    return str(default_data_dir() / "learners.sqlite3")
 
 
 @dataclass(slots=True)

@@ -138,9 +138,15 @@ class StaticRunner:
 
 
 def default_agent_factory(config: ServerConfig) -> Any:
-    from miniserve.agent import GrammarTutorAgent  # imports torch: only when the server really starts
+    # imports torch: only when the server really starts, never at `import miniserve.app`
+    from miniserve.agent import GrammarTutorAgent
 
-    return GrammarTutorAgent.load_default(db_path=config.db_path)
+    if config.weights_dir is None:
+        return GrammarTutorAgent.load_default(db_path=config.db_path)  # shipped weights, cached per process
+    from miniserve.generate import Generator
+    from miniserve.memory import LearnerMemory
+
+    return GrammarTutorAgent(Generator.load(config.weights_dir), LearnerMemory(config.db_path))
 
 
 def set_torch_threads(n: int) -> None:
