@@ -89,8 +89,8 @@ def client_for(app: Starlette) -> httpx.AsyncClient:
 
 @asynccontextmanager
 async def serving(cfg: ServerConfig, agent: Any) -> AsyncIterator[tuple[httpx.AsyncClient, Starlette]]:
-    """The app with its lifespan running (ASGITransport does not run lifespan itself)."""
-    app = create_app(cfg, agent_factory=lambda _cfg: agent)
+    """The app with its lifespan running (ASGITransport does not run lifespan itself); agent None = the real one."""
+    app = create_app(cfg, agent_factory=None if agent is None else lambda _cfg: agent)
     async with app.router.lifespan_context(app):
         async with client_for(app) as client:
             yield client, app

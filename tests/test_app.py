@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import threading
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from _service_fakes import FakeAgent, client_for, config, error_of, serving, wait_entered, wait_until
 
+import miniserve
 from miniserve.app import create_app
 
 MODES = ["unbatched", "static"]
@@ -203,61 +204,6 @@ async def test_openapi_describes_the_routes(client):
     assert {"200", "400", "413", "422", "503", "504"} <= {str(k) for k in doc["paths"]["/correct"]["post"]["responses"]}
 
 
-def metric(text: str, name: str, **labels: str) -> float:
-    """Value of one sample in Prometheus text; labels must match exactly."""
-    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
-    pattern = re.escape(name + (f"{{{want}}}" if want else "")) + r" ([0-9.e+-]+)$"
-    found = re.search(pattern, text, re.MULTILINE)
-    assert found, f"{name}{{{want}}} not in metrics"
-    return float(found.group(1))
-
-
-async def test_metrics_unbatched_counts_routes_statuses_and_batch_size_one(tmp_path):
-    async with serving(config(tmp_path, mode="unbatched"), FakeAgent()) as (c, _):
-        for _ in range(3):
-            assert (await c.post("/correct", json={"sentence": "I goed"})).status_code == 200
-        await c.post("/correct", json={"sentence": ""})
-        await c.get("/nope")
-        r = await c.get("/metrics")
-    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
-    text = r.text
-    assert metric(text, "miniserve_requests_total", route="/correct", status="200") == 3
-    assert metric(text, "miniserve_requests_total", route="/correct", status="422") == 1
-    assert metric(text, "miniserve_requests_total", route="other", status="404") == 1
-    assert metric(text, "miniserve_request_latency_seconds_count", route="/correct") == 4
-    assert metric(text, "miniserve_batch_size_count") == 3
-    assert metric(text, "miniserve_batch_size_bucket", le="1.0") == 3  # every unbatched call is a batch of 1
-    assert metric(text, "miniserve_batch_run_seconds_count") == 3
-    assert metric(text, "miniserve_queue_depth") == 0
-    assert metric(text, "miniserve_inflight") == 0
-
-
-async def test_metrics_static_observes_full_batches_and_queue_depth(tmp_path):
-    gate = threading.Event()
-    agent = FakeAgent(gate=gate)
-    cfg = config(tmp_path, mode="static", max_batch=4, max_wait_ms=10_000, max_queue=8)
-    async with serving(cfg, agent) as (c, app):
-        try:
-            # 4 requests fill one batch at once (max_wait is long, so only size can close it); the 5th waits.
-            calls = [asyncio.create_task(c.post("/correct", json={"sentence": f"I goed {i}"})) for i in range(5)]
-            await wait_entered(agent)
-            await wait_until(lambda: app.state.service.runner.depth == 1)
-            during = (await c.get("/metrics")).text
-            assert metric(during, "miniserve_queue_depth") == 1
-            assert metric(during, "miniserve_inflight") == 5
-        finally:
-            gate.set()
-        # the 5th closes its batch by max_wait (10 s) unless something else comes: 3 more make it a full 4
-        calls += [asyncio.create_task(c.post("/correct", json={"sentence": f"I goed {i}"})) for i in range(5, 8)]
-        assert [r.status_code for r in await asyncio.gather(*calls)] == [200] * 8
-        text = (await c.get("/metrics")).text
-    assert [len(call) for call in agent.calls] == [4, 4]
-    assert metric(text, "miniserve_batch_size_count") == 2
-    assert metric(text, "miniserve_batch_size_bucket", le="3.0") == 0
-    assert metric(text, "miniserve_batch_size_bucket", le="4.0") == 2
-    assert metric(text, "miniserve_batch_size_sum") == 8
-
-
 async def test_readyz_is_503_at_the_high_water_mark(tmp_path):
     gate = threading.Event()
     agent = FakeAgent(gate=gate)
@@ -274,3 +220,57 @@ async def test_readyz_is_503_at_the_high_water_mark(tmp_path):
             gate.set()
         assert [r.status_code for r in await asyncio.gather(*calls)] == [200] * 3
         assert (await c.get("/readyz")).status_code == 200
+
+
+WEIGHTS = Path(miniserve.__file__).parent / "weights" / "model.safetensors"
+needs_model = pytest.mark.skipif(not WEIGHTS.exists(), reason=f"real checkpoint not there yet ({WEIGHTS} missing)")
+REAL_SENTENCES = ["Yesterday I goed to the store.", "She walk to school every day.", "I like green tea."]
+
+
+@needs_model
+async def test_real_agent_answers_the_same_in_both_modes(tmp_path):
+    answers = {}
+    for mode in MODES:
+        async with serving(config(tmp_path, mode=mode, max_wait_ms=5), None) as (c, _):
+            rs = await asyncio.gather(*(c.post("/correct", json={"sentence": s, "learner_id": "t"})
+                                        for s in REAL_SENTENCES))
+        assert [r.status_code for r in rs] == [200] * len(REAL_SENTENCES), [r.text for r in rs]
+        answers[mode] = [r.json() for r in rs]
+        for a in answers[mode]:
+            assert isinstance(a["corrected"], str) and a["explanation"] and isinstance(a["was_correct"], bool)
+    # static runs them as one batch, unbatched one by one: batching must not change what the tutor says
+    assert [a["corrected"] for a in answers["static"]] == [a["corrected"] for a in answers["unbatched"]]
+
+
+class FailOnce:
+    """The real agent, except that its first model call raises."""
+
+    def __init__(self, agent):
+        self.agent, self.failed = agent, False
+
+    def _maybe_fail(self):
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("injected fault")
+
+    def correct(self, sentence, learner_id=None):
+        self._maybe_fail()
+        return self.agent.correct(sentence, learner_id)
+
+    def correct_batch(self, sentences, learner_ids):
+        self._maybe_fail()
+        return self.agent.correct_batch(sentences, learner_ids)
+
+
+@needs_model
+@pytest.mark.parametrize("mode", MODES)
+async def test_real_agent_fault_fails_one_request_and_the_next_succeeds(tmp_path, mode):
+    from miniserve.agent import GrammarTutorAgent
+
+    agent = FailOnce(GrammarTutorAgent.load_default(db_path=str(tmp_path / "db.sqlite3")))
+    async with serving(config(tmp_path, mode=mode), agent) as (c, _):
+        first = await c.post("/correct", json={"sentence": REAL_SENTENCES[0]})
+        second = await c.post("/correct", json={"sentence": REAL_SENTENCES[0]})
+    assert first.status_code == 500 and error_of(first)["type"] == "model_error"
+    assert "injected" not in first.text
+    assert second.status_code == 200 and second.json()["corrected"]
