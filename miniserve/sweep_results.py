@@ -1,0 +1,272 @@
+"""The batching sweep's data: which configurations under which load, and the per-configuration result table.
+
+The benchmarks (bench/test_sweep.py) write one record per test into pytest-benchmark's `extra_info`: a closed-loop
+record and an open-loop record per configuration, and one calibration record. `SweepResults.from_benchmarks` turns
+those records -- live from the pytest session or read back from the saved benchmark JSON, the same dicts either way --
+into one row per configuration (medians over runs with their min/max), which both the acceptance criteria
+(criteria.py) and the report (report.py) read. Stdlib only: the top-level conftest imports it on every pytest run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+LAB_CONFIGS = "baseline,1:0,2:10,4:10,8:20,16:20,32:50"
+KINDS = ("closed_loop", "open_loop", "calibration")
+BASELINE = "baseline"
+
+
+@dataclass(slots=True, frozen=True)
+class SweepConfig:
+    """One server configuration: the unbatched baseline, or static batching with (max_batch, max_wait_ms)."""
+
+    mode: str
+    max_batch: int | None = None
+    max_wait_ms: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode == "unbatched":
+            if self.max_batch is not None or self.max_wait_ms is not None:
+                raise ValueError("the unbatched baseline takes no max_batch / max_wait_ms")
+        elif self.mode == "static":
+            if self.max_batch is None or self.max_batch < 1:
+                raise ValueError(f"static max_batch must be >= 1, got {self.max_batch}")
+            if self.max_wait_ms is None or self.max_wait_ms < 0:
+                raise ValueError(f"static max_wait_ms must be >= 0, got {self.max_wait_ms}")
+        else:
+            raise ValueError(f"mode must be 'unbatched' or 'static', got {self.mode!r}")
+
+    @classmethod
+    def parse(cls, token: str) -> SweepConfig:
+        """'baseline' or 'MAX_BATCH:MAX_WAIT_MS' (e.g. '8:20')."""
+        token = token.strip()
+        if token == BASELINE:
+            return cls("unbatched")
+        batch, sep, wait = token.partition(":")
+        try:
+            if not sep:
+                raise ValueError
+            max_batch, max_wait_ms = int(batch), float(wait)
+        except ValueError:
+            raise ValueError(f"bad sweep configuration {token!r}: use 'baseline' or MAX_BATCH:MAX_WAIT_MS, "
+                             "e.g. 8:20") from None
+        return cls("static", max_batch, max_wait_ms)  # range errors name the field
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.mode == "unbatched"
+
+    @property
+    def key(self) -> str:
+        """Stable id used in test ids, records, CSV rows: 'baseline' or 'static-8-20'."""
+        return BASELINE if self.is_baseline else f"static-{self.max_batch}-{self.max_wait_ms:g}"
+
+    @property
+    def label(self) -> str:
+        """What a person reads in messages and legends."""
+        if self.is_baseline:
+            return "unbatched baseline"
+        return f"static max_batch={self.max_batch}, max_wait={self.max_wait_ms:g} ms"
+
+    def server_args(self) -> list[str]:
+        if self.is_baseline:
+            return ["--mode", "unbatched"]
+        return ["--mode", "static", "--max-batch", str(self.max_batch), "--max-wait-ms", f"{self.max_wait_ms:g}"]
+
+
+def parse_configs(text: str) -> list[SweepConfig]:
+    """Comma-separated configurations; the baseline must be among them and is moved first (it sets the open-loop
+    rate of all the others, so it has to be measured before them)."""
+    configs = [SweepConfig.parse(t) for t in text.split(",") if t.strip()]
+    keys = [c.key for c in configs]
+    if dup := sorted({k for k in keys if keys.count(k) > 1}):
+        raise ValueError(f"duplicate sweep configurations: {', '.join(dup)}")
+    if BASELINE not in keys:
+        raise ValueError("the sweep needs the 'baseline' configuration: it is what every criterion compares with")
+    return sorted(configs, key=lambda c: not c.is_baseline)
+
+
+@dataclass(slots=True)
+class SweepParams:
+    """The load each configuration gets. Defaults are the lab's; the command line can shrink them for a quick run."""
+
+    concurrency: int = 50
+    total: int = 500  # closed-loop requests per run
+    runs: int = 3
+    configs: str = LAB_CONFIGS
+    open_loop_duration_s: float = 15.0
+    open_loop_rate_fraction: float = 0.5  # of the baseline's median closed-loop throughput
+    calibration_concurrency: int = 50
+    calibration_total: int = 5000
+
+    def __post_init__(self) -> None:
+        for name in ("concurrency", "total", "runs", "calibration_concurrency", "calibration_total"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.open_loop_duration_s <= 0:
+            raise ValueError(f"open_loop_duration_s must be > 0, got {self.open_loop_duration_s}")
+        if not 0 < self.open_loop_rate_fraction <= 1:
+            raise ValueError(f"open_loop_rate_fraction must be in (0, 1], got {self.open_loop_rate_fraction}")
+        parse_configs(self.configs)  # fail at option parsing, not half-way through the sweep
+
+    @property
+    def config_list(self) -> list[SweepConfig]:
+        return parse_configs(self.configs)
+
+    def is_lab_default(self) -> bool:
+        return self.to_dict() == SweepParams().to_dict()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["configs"] = ",".join(c.key if c.is_baseline else f"{c.max_batch}:{c.max_wait_ms:g}"
+                                for c in self.config_list)  # normalized, so equal sweeps compare equal
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SweepParams:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+@dataclass(slots=True, frozen=True)
+class Spread:
+    """The median over runs and the range it came from."""
+
+    median: float
+    min: float
+    max: float
+
+    @classmethod
+    def of(cls, values: Iterable[float | None]) -> Spread | None:
+        vals = [float(v) for v in values if v is not None and v == v]  # v == v drops NaN
+        return cls(statistics.median(vals), min(vals), max(vals)) if vals else None
+
+
+def _sum_counts(dicts: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for d in dicts:
+        for k, v in d.items():
+            total[str(k)] = total.get(str(k), 0) + int(v)
+    return total
+
+
+@dataclass(slots=True)
+class LoopResult:
+    """A closed- or open-loop measurement of one configuration, over its runs."""
+
+    runs: list[dict[str, Any]]  # the raw per-run records as the benchmark wrote them
+    p50_ms: Spread | None
+    p95_ms: Spread | None
+    p99_ms: Spread | None
+    throughput_rps: Spread | None
+    statuses: dict[str, int]  # summed over runs; "0" = transport error / timeout
+    requests: int
+    rate_rps: float | None = None  # open loop: offered Poisson rate
+    latencies_ms: list[float] | None = None  # one run's per-request latencies (200s), when recorded
+    latencies_run: int | None = None  # which run those are
+
+    @classmethod
+    def from_record(cls, info: Mapping[str, Any]) -> LoopResult:
+        runs = list(info.get("runs") or [])
+        return cls(
+            runs=runs,
+            p50_ms=Spread.of(r.get("p50_ms") for r in runs),
+            p95_ms=Spread.of(r.get("p95_ms") for r in runs),
+            p99_ms=Spread.of(r.get("p99_ms") for r in runs),
+            throughput_rps=Spread.of(r.get("throughput_rps") for r in runs),
+            statuses=_sum_counts(r.get("by_status") or {} for r in runs),
+            requests=sum(int(r.get("requests", 0)) for r in runs),
+            rate_rps=info.get("rate_rps"),
+            latencies_ms=info.get("latencies_ms"),
+            latencies_run=info.get("latencies_run"),
+        )
+
+    @property
+    def ok(self) -> int:
+        return self.statuses.get("200", 0)
+
+
+@dataclass(slots=True)
+class ConfigResult:
+    config: SweepConfig
+    closed: LoopResult | None = None
+    open: LoopResult | None = None
+    server: dict[str, Any] = field(default_factory=dict)  # torch_threads, workers, max_queue... as the server ran
+    batch_hist: dict[str, int] = field(default_factory=dict)  # closed-loop batches per bucket upper bound, all runs
+    mean_batch_size: Spread | None = None  # per run: batch-size sum / batch count, from /metrics deltas
+
+    @property
+    def key(self) -> str:
+        return self.config.key
+
+
+@dataclass(slots=True)
+class Calibration:
+    """The load generator's own ceiling against POST /noop (no model work)."""
+
+    throughput_rps: float
+    p50_ms: float | None
+    p95_ms: float | None
+    requests: int
+    statuses: dict[str, int]
+    client: str
+    concurrency: int
+
+
+@dataclass(slots=True)
+class SweepResults:
+    params: SweepParams
+    configs: list[ConfigResult]  # the configured ones first (in sweep order), then any others found
+    calibration: Calibration | None = None
+
+    def get(self, key: str) -> ConfigResult | None:
+        return next((c for c in self.configs if c.key == key), None)
+
+    @property
+    def baseline(self) -> ConfigResult | None:
+        return self.get(BASELINE)
+
+    @property
+    def static(self) -> list[ConfigResult]:
+        return [c for c in self.configs if not c.config.is_baseline]
+
+    @classmethod
+    def from_benchmarks(cls, benchmarks: Iterable[Mapping[str, Any]], params: SweepParams) -> SweepResults:
+        """`benchmarks`: entries shaped like the benchmark JSON's (each with "extra_info"); others are ignored."""
+        rows = {c.key: ConfigResult(c) for c in params.config_list}
+        calibration = None
+        for bench in benchmarks:
+            info = bench.get("extra_info") or {}
+            kind = info.get("kind")
+            if kind == "calibration":
+                calibration = Calibration(
+                    throughput_rps=float(info["throughput_rps"]), p50_ms=info.get("p50_ms"),
+                    p95_ms=info.get("p95_ms"), requests=int(info.get("requests", 0)),
+                    statuses=_sum_counts([info.get("by_status") or {}]), client=str(info.get("client", "?")),
+                    concurrency=int(info.get("concurrency", 0)))
+                continue
+            if kind not in ("closed_loop", "open_loop"):
+                continue
+            config = SweepConfig(info["mode"], info.get("max_batch"), info.get("max_wait_ms"))
+            row = rows.setdefault(config.key, ConfigResult(config))
+            row.server.update(info.get("server") or {})
+            loop = LoopResult.from_record(info)
+            if kind == "open_loop":
+                row.open = loop
+                continue
+            row.closed = loop
+            hists = [r["batch_size"] for r in loop.runs if r.get("batch_size")]
+            row.batch_hist = _sum_counts(h.get("buckets") or {} for h in hists)
+            row.mean_batch_size = Spread.of(h["sum"] / h["count"] if h.get("count") else None for h in hists)
+        return cls(params, list(rows.values()), calibration)
+
+    @classmethod
+    def from_benchmark_json(cls, data: Mapping[str, Any]) -> SweepResults:
+        """From a whole pytest-benchmark JSON document; the sweep parameters live in machine_info["miniserve"]."""
+        info = (data.get("machine_info") or {}).get("miniserve") or {}
+        params = SweepParams.from_dict(info.get("sweep") or {})
+        return cls.from_benchmarks(data.get("benchmarks") or [], params)

@@ -1,0 +1,84 @@
+"""Synthetic sweep results shaped exactly like bench/test_sweep.py's benchmark JSON, for criteria and report tests."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from miniserve.sweep_results import SweepParams
+
+# median closed-loop throughput (req/s) and open-loop p95 (ms) per configuration: a healthy lab-02 sweep
+GOOD_THROUGHPUT = {"baseline": 100.0, "static-1-0": 95.0, "static-2-10": 140.0, "static-4-10": 180.0,
+                   "static-8-20": 205.0, "static-16-20": 212.0, "static-32-50": 208.0}
+GOOD_OPEN_P95 = {"baseline": 29.0, "static-1-0": 31.0, "static-2-10": 40.0, "static-4-10": 45.0,
+                 "static-8-20": 54.0, "static-16-20": 60.0, "static-32-50": 90.0}
+RATE = 50.0  # half the baseline's throughput
+
+
+def _config_fields(key: str) -> dict[str, Any]:
+    if key == "baseline":
+        return {"mode": "unbatched", "max_batch": None, "max_wait_ms": None}
+    _, b, w = key.split("-")
+    return {"mode": "static", "max_batch": int(b), "max_wait_ms": float(w)}
+
+
+def _run(i: int, tput: float, p95: float, requests: int, statuses: dict[str, int] | None,
+         batch: int | None) -> dict[str, Any]:
+    # runs spread +-5% around the median so min/max differ from it
+    f = (1.0, 0.95, 1.05)[i % 3]
+    run = {"run": i + 1, "requests": requests, "by_status": statuses or {"200": requests},
+           "wall_s": requests / (tput * f), "throughput_rps": tput * f, "p50_ms": p95 * f / 2,
+           "p95_ms": p95 * f, "p99_ms": p95 * f * 1.3, "mean_ms": p95 * f / 1.8, "max_ms": p95 * f * 1.6}
+    if batch is not None:
+        n_batches = requests // batch
+        run["batch_size"] = {"buckets": {str(batch): n_batches, "1": requests - n_batches * batch},
+                             "count": n_batches + requests - n_batches * batch, "sum": requests}
+    return run
+
+
+def fake_benchmark_json(throughput: dict[str, float] | None = None, open_p95: dict[str, float] | None = None,
+                        *, ceiling_rps: float | None = 4000.0, runs: int = 3, total: int = 500,
+                        closed_statuses: dict[str, dict[str, int]] | None = None,
+                        drop: tuple[str, ...] = (), open_rate: dict[str, float] | None = None) -> dict[str, Any]:
+    """A pytest-benchmark document. `drop` removes records: 'closed:KEY' / 'open:KEY'."""
+    throughput = dict(GOOD_THROUGHPUT if throughput is None else throughput)
+    open_p95 = dict(GOOD_OPEN_P95 if open_p95 is None else open_p95)
+    closed_statuses = closed_statuses or {}
+    configs = ",".join("baseline" if k == "baseline" else "{max_batch}:{max_wait_ms:g}".format(**_config_fields(k))
+                       for k in throughput)
+    params = SweepParams(concurrency=50, total=total, runs=runs, configs=configs)
+    benchmarks: list[dict[str, Any]] = []
+    for key, tput in throughput.items():
+        fields = _config_fields(key)
+        server = {"torch_threads": 1 if key == "baseline" else 2, "workers": 2, "max_queue": 256}
+        batch = fields["max_batch"] or 1
+        closed = {"kind": "closed_loop", "config": key, **fields, "server": server, "concurrency": 50,
+                  "total": total, "runs": [_run(i, tput, 300.0 * 100 / tput, total, closed_statuses.get(key), batch)
+                                           for i in range(runs)]}
+        if key == "baseline" or fields["max_batch"] == 8:
+            closed["latencies_ms"] = [10.0 + i for i in range(total)]
+            closed["latencies_run"] = 1
+        n_open = int(RATE * 15)
+        rate = (open_rate or {}).get(key, RATE)
+        opened = {"kind": "open_loop", "config": key, **fields, "server": server, "rate_rps": rate,
+                  "duration_s": 15.0, "runs": [_run(i, rate, open_p95[key], n_open, None, None) for i in range(runs)]}
+        if key == "baseline" or fields["max_batch"] == 8:
+            opened["latencies_ms"] = [open_p95[key] * (i + 1) / 100 for i in range(100)]
+            opened["latencies_run"] = 1
+        for kind, info in (("closed", closed), ("open", opened)):
+            if f"{kind}:{key}" not in drop:
+                benchmarks.append({"name": f"test_{kind}_loop[{key}]", "group": f"{kind}-loop",
+                                   "extra_info": info, "stats": {"median": 1.0}})
+    if ceiling_rps is not None:
+        benchmarks.append({"name": "test_loadgen_ceiling[baseline]", "group": "calibration", "extra_info": {
+            "kind": "calibration", "client": "aiohttp", "concurrency": 50, "requests": 5000,
+            "by_status": {"200": 5000}, "throughput_rps": ceiling_rps, "p50_ms": 9.0, "p95_ms": 15.0}})
+    return copy.deepcopy({
+        "machine_info": {"node": "test", "miniserve": {
+            "sweep": params.to_dict(), "python": "3.11.0", "torch": "2.13.0", "packages": {"starlette": "0.47"},
+            "cpu_count": 2, "cpu_affinity": 2, "model_sha256": "ab" * 32}},
+        "commit_info": {"id": "0123456789abcdef0123456789abcdef01234567", "dirty": False},
+        "benchmarks": benchmarks,
+        "datetime": "2025-11-28T15:00:00+00:00",
+        "version": "5.3.1",
+    })

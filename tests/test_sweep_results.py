@@ -1,0 +1,68 @@
+"""Sweep configuration parsing and the per-configuration result table built from benchmark records."""
+
+from __future__ import annotations
+
+import pytest
+
+from miniserve.sweep_results import LAB_CONFIGS, Spread, SweepConfig, SweepParams, SweepResults, parse_configs
+from tests._sweep_fakes import fake_benchmark_json
+
+
+def test_lab_configs_parse_with_the_baseline_first() -> None:
+    configs = parse_configs("8:20," + LAB_CONFIGS.replace(",8:20", ""))
+    assert [c.key for c in configs] == ["baseline", "static-8-20", "static-1-0", "static-2-10", "static-4-10",
+                                        "static-16-20", "static-32-50"]
+    assert configs[1].server_args() == ["--mode", "static", "--max-batch", "8", "--max-wait-ms", "20"]
+    assert configs[0].server_args() == ["--mode", "unbatched"]
+    assert configs[1].label == "static max_batch=8, max_wait=20 ms"
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("8:20", "needs the 'baseline'"), ("baseline,8", "MAX_BATCH:MAX_WAIT_MS"), ("baseline,x:1", "bad sweep"),
+    ("baseline,0:5", "max_batch must be >= 1"), ("baseline,4:-1", "max_wait_ms must be >= 0"),
+    ("baseline,8:20,8:20.0", "duplicate"),
+])
+def test_bad_configs_are_refused_with_a_reason(text: str, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        parse_configs(text)
+
+
+def test_params_know_whether_they_are_the_labs() -> None:
+    assert SweepParams().is_lab_default()
+    assert not SweepParams(total=100).is_lab_default()
+    assert SweepParams(configs=LAB_CONFIGS.replace("8:20", "8:20.0")).is_lab_default()  # normalized
+    assert SweepParams.from_dict(SweepParams(runs=1).to_dict() | {"unknown": 1}) == SweepParams(runs=1)
+    with pytest.raises(ValueError, match="runs must be >= 1"):
+        SweepParams(runs=0)
+
+
+def test_spread_ignores_missing_values() -> None:
+    assert Spread.of([3.0, None, 1.0, float("nan"), 2.0]) == Spread(2.0, 1.0, 3.0)
+    assert Spread.of([None]) is None
+
+
+def test_table_takes_medians_over_runs_and_sums_statuses() -> None:
+    r = SweepResults.from_benchmark_json(fake_benchmark_json())
+    assert [c.key for c in r.configs][:2] == ["baseline", "static-1-0"]
+    row = r.get("static-8-20")
+    assert row is not None and row.closed is not None and row.open is not None
+    assert row.closed.throughput_rps == Spread(205.0, 205.0 * 0.95, 205.0 * 1.05)
+    assert row.closed.statuses == {"200": 1500} and row.closed.requests == 1500
+    assert row.batch_hist == {"8": 186, "1": 12}  # 500 = 62 x 8 + 4 per run, 3 runs
+    assert row.mean_batch_size is not None and row.mean_batch_size.median == pytest.approx(500 / 66)
+    assert row.open.rate_rps == 50.0 and row.open.latencies_ms is not None
+    assert row.server["torch_threads"] == 2
+    assert r.calibration is not None and r.calibration.throughput_rps == 4000.0
+
+
+def test_table_keeps_configured_rows_even_without_results() -> None:
+    r = SweepResults.from_benchmark_json(fake_benchmark_json(drop=("closed:static-4-10", "open:static-4-10")))
+    row = r.get("static-4-10")
+    assert row is not None and row.closed is None and row.open is None
+
+
+def test_unknown_benchmarks_are_ignored() -> None:
+    doc = fake_benchmark_json()
+    doc["benchmarks"].append({"name": "test_correct_batch_throughput", "extra_info": {"kind": "correct_batch"}})
+    assert len(SweepResults.from_benchmark_json(doc).configs) == 7
+    assert SweepConfig.parse("baseline").is_baseline
