@@ -54,7 +54,10 @@ class Generator:
         meta = json.loads((d / META_FILE).read_text())
         model = MiniGPT(ModelConfig(**meta["model_config"]))
         # safetensors holds plain tensors only: loading it cannot run code. Tied weights are stored once.
-        model.load_state_dict(load_file(d / MODEL_FILE), strict=False)
+        state = {k: v.float() for k, v in load_file(d / MODEL_FILE).items()}  # stored as float16
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or set(missing) - {"lm_head.weight"}:
+            raise ValueError(f"{d / MODEL_FILE}: missing {missing}, unexpected {unexpected}")
         model.lm_head.weight = model.tok_emb.weight
         return cls(model, ByteBPETokenizer.load(d / TOKENIZER_FILE), int(meta["max_new_tokens"]))
 
@@ -62,7 +65,10 @@ class Generator:
         return [self.tok.bos_id, *self.tok.encode(source), self.tok.sep_id]
 
     def fits(self, source: str) -> bool:
-        return len(self.prompt_ids(source)) + self.max_new_tokens <= self.model.cfg.max_seq_len
+        """Can the model's correction of `source` be generated whole? The correction is as long as the source
+        (one word changes), so the source plus end-of-sequence must fit the generation budget."""
+        prompt = self.prompt_ids(source)
+        return len(prompt) - 1 <= self.max_new_tokens and len(prompt) + self.max_new_tokens <= self.model.cfg.max_seq_len
 
     def generate(self, sources: list[str], max_new_tokens: int | None = None, stop_at_eos: bool = True) -> list[str]:
         """Greedy-decode each source's correction; trimmed at its end-of-sequence.

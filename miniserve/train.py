@@ -1,0 +1,178 @@
+"""Train the tutor from scratch on CPU, score it on the held-out split, write the shipped checkpoint.
+
+`miniserve train` reproduces miniserve/weights/ (same seed, same recipe); `miniserve eval` re-scores it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import math
+import platform
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from miniserve.corpus import Pair, generate_pairs, tokenizer_text
+from miniserve.generate import MODEL_FILE, META_FILE, TOKENIZER_FILE, WEIGHTS_DIR, Generator
+from miniserve.model import MiniGPT, ModelConfig
+from miniserve.tokenizer import ByteBPETokenizer
+
+
+@dataclass(slots=True)
+class TrainConfig:
+    steps: int = 4000
+    batch_size: int = 64  # sequences per step
+    lr: float = 2e-3  # peak, after warmup; cosine decay to lr_min
+    lr_min: float = 1e-4
+    warmup_steps: int = 200
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+    num_merges: int = 1500  # BPE merges on top of the 256 bytes: common words become one token each
+    train_pairs: int = 200_000  # pool sampled with replacement
+    max_new_tokens: int = 24  # generation budget (covers 99.7% of held-out targets); correct_batch always runs it all
+    seed: int = 0
+    eval_pairs: int = 2000  # held-out pairs for the progress print (the final eval uses more)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.warmup_steps < 0 or self.num_merges < 0:
+            raise ValueError(f"invalid TrainConfig: {self}")
+        if not 0 < self.lr_min <= self.lr:
+            raise ValueError("need 0 < lr_min <= lr")
+
+
+def encode_pair(tok: ByteBPETokenizer, p: Pair) -> tuple[list[int], int]:
+    """Token ids of `<bos> source <sep> target <eos>` and where the target starts (the loss covers only it)."""
+    prompt = [tok.bos_id, *tok.encode(p.source), tok.sep_id]
+    return prompt + tok.encode(p.target) + [tok.eos_id], len(prompt)
+
+
+def make_batch(examples: list[tuple[list[int], int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    T = max(len(ids) for ids, _ in examples) - 1
+    x = torch.full((len(examples), T), pad_id, dtype=torch.long)  # (B, T) right-padded inputs
+    y = torch.full((len(examples), T), -100, dtype=torch.long)  # (B, T) next-token targets, -100 = no loss
+    for i, (ids, start) in enumerate(examples):
+        n = len(ids) - 1
+        x[i, :n] = torch.tensor(ids[:-1])
+        y[i, start - 1 : n] = torch.tensor(ids[start:])
+    return x, y
+
+
+def evaluate(gen: Generator, pairs: list[Pair], batch_size: int = 64) -> dict[str, float]:
+    """Exact match of the model's raw output, per kind: errors fixed, correct and out-of-domain left unchanged."""
+    hits: dict[str, list[int]] = {}
+    for i in range(0, len(pairs), batch_size):
+        chunk = pairs[i : i + batch_size]
+        outs = gen.generate([p.source for p in chunk], stop_at_eos=True)
+        for p, out in zip(chunk, outs):
+            hits.setdefault(p.kind, []).append(int(out == p.target))
+    return {f"{kind}_exact": sum(h) / len(h) for kind, h in sorted(hits.items())} | {
+        f"{kind}_n": len(h) for kind, h in sorted(hits.items())
+    }
+
+
+def train(cfg: TrainConfig, model_cfg_kwargs: dict, log=print) -> tuple[Generator, dict]:
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    t0 = time.perf_counter()
+    tok = ByteBPETokenizer.train(tokenizer_text(seed=cfg.seed), cfg.num_merges)
+    log(f"tokenizer: {tok.vocab_size} ids ({len(tok.merges)} merges) in {time.perf_counter() - t0:.1f}s")
+    pool = [encode_pair(tok, p) for p in generate_pairs(cfg.train_pairs, "train", cfg.seed)]
+    longest = max(len(ids) for ids, _ in pool)
+    model_cfg = ModelConfig(vocab_size=tok.vocab_size, **model_cfg_kwargs)
+    if longest > model_cfg.max_seq_len:
+        raise ValueError(f"training sequence of {longest} tokens > max_seq_len {model_cfg.max_seq_len}")
+    model = MiniGPT(model_cfg)
+    log(f"model: {model.num_parameters():,} parameters {model_cfg}; {len(pool):,} training pairs")
+    heldout = generate_pairs(cfg.eval_pairs, "heldout", cfg.seed + 1)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        betas=(0.9, 0.98),
+    )
+    gen = Generator(model, tok, cfg.max_new_tokens)
+    t_start = time.perf_counter()
+    for step in range(1, cfg.steps + 1):
+        lr = _lr_at(cfg, step)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        model.train()
+        x, y = make_batch(rng.choices(pool, k=cfg.batch_size), tok.pad_id)
+        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten(), ignore_index=-100)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        if step % 100 == 0 or step == 1:
+            log(f"step {step:5d}/{cfg.steps} loss {loss.item():.4f} lr {lr:.2e} {time.perf_counter() - t_start:6.0f}s")
+        if step % 1000 == 0 or step == cfg.steps:
+            model.eval()
+            scores = evaluate(gen, heldout[:500])
+            log("  held-out (500): " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items() if k.endswith("exact")))
+    model.eval()
+    info = {"train_seconds": round(time.perf_counter() - t_start, 1), "final_loss": round(loss.item(), 5)}
+    return gen, info
+
+
+def _lr_at(cfg: TrainConfig, step: int) -> float:
+    if step <= cfg.warmup_steps:
+        return cfg.lr * step / max(1, cfg.warmup_steps)
+    frac = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * frac))
+
+
+def save(gen: Generator, out: Path, meta: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    # float16 on disk halves the file; weights load back as float32. Scores are measured on the reloaded file.
+    state = {k: v.half().contiguous() for k, v in gen.model.state_dict().items() if k != "lm_head.weight"}  # tied
+    save_file(state, out / MODEL_FILE)
+    gen.tok.save(out / TOKENIZER_FILE)
+    meta["model_sha256"] = hashlib.sha256((out / MODEL_FILE).read_bytes()).hexdigest()
+    (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+MODEL_RECIPE = {"n_layer": 4, "n_head": 4, "d_model": 192, "max_seq_len": 128}
+FINAL_EVAL_PAIRS = 5000
+
+
+def run_train(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    cfg = TrainConfig(seed=args.seed, **({"steps": args.steps} if args.steps else {}))
+    gen, info = train(cfg, MODEL_RECIPE)
+    meta = {
+        "model_config": gen.model.cfg.to_dict(),
+        "max_new_tokens": cfg.max_new_tokens,
+        "train_config": asdict(cfg),
+        "parameters": gen.model.num_parameters(),
+        "trained_on": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "torch_threads": torch.get_num_threads(),
+        **info,
+    }
+    out = Path(args.out) if args.out else WEIGHTS_DIR
+    save(gen, out, meta)
+    shipped = Generator.load(out)
+    meta["heldout"] = evaluate(shipped, generate_pairs(FINAL_EVAL_PAIRS, "heldout", cfg.seed + 1))
+    (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    print("held-out: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in meta["heldout"].items()))
+    print(f"wrote {out}")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    gen = Generator.load(args.weights)
+    meta = json.loads(((Path(args.weights) if args.weights else WEIGHTS_DIR) / META_FILE).read_text())
+    pairs = generate_pairs(args.n, "heldout", meta["train_config"]["seed"] + 1)
+    scores = evaluate(gen, pairs)
+    print(json.dumps(scores, indent=2))
+    return 0
