@@ -13,6 +13,7 @@ GOOD_THROUGHPUT = {"baseline": 100.0, "static-1-0": 95.0, "static-2-10": 140.0, 
 GOOD_OPEN_P95 = {"baseline": 29.0, "static-1-0": 31.0, "static-2-10": 40.0, "static-4-10": 45.0,
                  "static-8-20": 54.0, "static-16-20": 60.0, "static-32-50": 90.0}
 RATE = 50.0  # half the baseline's throughput
+BOUNDS = ("1", "2", "3", "4", "6", "8", "12", "16", "24", "32", "48", "64", "+Inf")  # miniserve_batch_size buckets
 
 
 def _config_fields(key: str) -> dict[str, Any]:
@@ -31,8 +32,10 @@ def _run(i: int, tput: float, p95: float, requests: int, statuses: dict[str, int
            "p95_ms": p95 * f, "p99_ms": p95 * f * 1.3, "mean_ms": p95 * f / 1.8, "max_ms": p95 * f * 1.6}
     if batch is not None:
         n_batches = requests // batch
-        run["batch_size"] = {"buckets": {str(batch): n_batches, "1": requests - n_batches * batch},
-                             "count": n_batches + requests - n_batches * batch, "sum": requests}
+        buckets = {b: 0 for b in BOUNDS}  # every bound, as the server's /metrics delta has them
+        buckets["1"] += requests - n_batches * batch
+        buckets[str(batch)] += n_batches
+        run["batch_size"] = {"buckets": buckets, "count": n_batches + requests - n_batches * batch, "sum": requests}
     return run
 
 

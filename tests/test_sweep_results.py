@@ -48,7 +48,7 @@ def test_table_takes_medians_over_runs_and_sums_statuses() -> None:
     assert row is not None and row.closed is not None and row.open is not None
     assert row.closed.throughput_rps == Spread(205.0, 205.0 * 0.95, 205.0 * 1.05)
     assert row.closed.statuses == {"200": 1500} and row.closed.requests == 1500
-    assert row.batch_hist == {"8": 186, "1": 12}  # 500 = 62 x 8 + 4 per run, 3 runs
+    assert {b: n for b, n in row.batch_hist.items() if n} == {"8": 186, "1": 12}  # 500 = 62 x 8 + 4 per run
     assert row.mean_batch_size is not None and row.mean_batch_size.median == pytest.approx(500 / 66)
     assert row.open.rate_rps == 50.0 and row.open.latencies_ms is not None
     assert row.server["torch_threads"] == 2
