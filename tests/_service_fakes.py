@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 
+import miniserve
 from miniserve.app import create_app
 from miniserve.config import ServerConfig
 
+# The real model: the shipped checkpoint, or MINISERVE_WEIGHTS_DIR (lets the real-model tests run against any
+# checkpoint, e.g. a freshly trained one, before it is shipped).
+WEIGHTS_DIR = os.environ.get("MINISERVE_WEIGHTS_DIR") or str(Path(miniserve.__file__).parent / "weights")
+needs_model = pytest.mark.skipif(not (Path(WEIGHTS_DIR) / "model.safetensors").exists(),
+                                 reason=f"real checkpoint not there yet (no {WEIGHTS_DIR}/model.safetensors)")
 GATE_TIMEOUT_S = 10.0  # a fake model call never blocks longer than this, so a broken test fails instead of hanging
 
 

@@ -6,13 +6,13 @@ import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-from _service_fakes import FakeAgent, client_for, config, error_of, serving, wait_entered, wait_until
+from _service_fakes import (WEIGHTS_DIR, FakeAgent, client_for, config, error_of, needs_model, serving, wait_entered,
+                            wait_until)
 
-import miniserve
 from miniserve.app import create_app
+from miniserve.service import default_agent_factory
 
 MODES = ["unbatched", "static"]
 
@@ -222,8 +222,6 @@ async def test_readyz_is_503_at_the_high_water_mark(tmp_path):
         assert (await c.get("/readyz")).status_code == 200
 
 
-WEIGHTS = Path(miniserve.__file__).parent / "weights" / "model.safetensors"
-needs_model = pytest.mark.skipif(not WEIGHTS.exists(), reason=f"real checkpoint not there yet ({WEIGHTS} missing)")
 REAL_SENTENCES = ["Yesterday I goed to the store.", "She walk to school every day.", "I like green tea."]
 
 
@@ -231,7 +229,7 @@ REAL_SENTENCES = ["Yesterday I goed to the store.", "She walk to school every da
 async def test_real_agent_answers_the_same_in_both_modes(tmp_path):
     answers = {}
     for mode in MODES:
-        async with serving(config(tmp_path, mode=mode, max_wait_ms=5), None) as (c, _):
+        async with serving(config(tmp_path, mode=mode, max_wait_ms=5, weights_dir=WEIGHTS_DIR), None) as (c, _):
             rs = await asyncio.gather(*(c.post("/correct", json={"sentence": s, "learner_id": "t"})
                                         for s in REAL_SENTENCES))
         assert [r.status_code for r in rs] == [200] * len(REAL_SENTENCES), [r.text for r in rs]
@@ -265,10 +263,9 @@ class FailOnce:
 @needs_model
 @pytest.mark.parametrize("mode", MODES)
 async def test_real_agent_fault_fails_one_request_and_the_next_succeeds(tmp_path, mode):
-    from miniserve.agent import GrammarTutorAgent
-
-    agent = FailOnce(GrammarTutorAgent.load_default(db_path=str(tmp_path / "db.sqlite3")))
-    async with serving(config(tmp_path, mode=mode), agent) as (c, _):
+    cfg = config(tmp_path, mode=mode, weights_dir=WEIGHTS_DIR)
+    agent = FailOnce(default_agent_factory(cfg))
+    async with serving(cfg, agent) as (c, _):
         first = await c.post("/correct", json={"sentence": REAL_SENTENCES[0]})
         second = await c.post("/correct", json={"sentence": REAL_SENTENCES[0]})
     assert first.status_code == 500 and error_of(first)["type"] == "model_error"
