@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 BATCH_SIZE_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
@@ -60,7 +60,8 @@ class Metrics:
         hist.observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        # Our names are all legacy-valid, so the text is the 0.0.4 format every scraper understands; say so.
+        return generate_latest(self.registry), CONTENT_TYPE_PLAIN_0_0_4
 
 
 class MetricsMiddleware:
