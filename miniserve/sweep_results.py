@@ -13,6 +13,7 @@ import dataclasses
 import statistics
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 LAB_CONFIGS = "baseline,1:0,2:10,4:10,8:20,16:20,32:50"
@@ -270,3 +271,56 @@ class SweepResults:
         info = (data.get("machine_info") or {}).get("miniserve") or {}
         params = SweepParams.from_dict(info.get("sweep") or {})
         return cls.from_benchmarks(data.get("benchmarks") or [], params)
+
+
+def _bound(le: str) -> str:
+    return le if le == "+Inf" else f"{float(le):g}"
+
+
+def parse_batch_histogram(metrics_text: str, name: str = "miniserve_batch_size") -> dict[str, Any]:
+    """The cumulative histogram `name` from Prometheus text: {"cumulative": {bound: n}, "count": n, "sum": x}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(metrics_text):
+        if family.name == name:
+            out: dict[str, Any] = {"cumulative": {}, "count": 0.0, "sum": 0.0}
+            for s in family.samples:
+                if s.name.endswith("_bucket"):
+                    out["cumulative"][_bound(s.labels["le"])] = s.value
+                elif s.name.endswith("_count"):
+                    out["count"] = s.value
+                elif s.name.endswith("_sum"):
+                    out["sum"] = s.value
+            return out
+    raise ValueError(f"no {name} histogram in the metrics text")
+
+
+def histogram_delta(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """What happened between two scrapes: batches per bucket (non-cumulative, keyed by upper bound), their count
+    and the sum of their sizes (sum / count = mean batch size)."""
+    bounds = sorted(after["cumulative"], key=lambda b: float("inf") if b == "+Inf" else float(b))
+    buckets, below = {}, 0.0
+    for b in bounds:
+        cum = after["cumulative"][b] - before["cumulative"].get(b, 0.0)
+        buckets[b] = int(round(cum - below))
+        below = cum
+    return {"buckets": buckets, "count": int(round(after["count"] - before["count"])),
+            "sum": after["sum"] - before["sum"]}
+
+
+def stale_reason(data: Mapping[str, Any], head: str | None, max_age_h: float,
+                 now: datetime | None = None) -> str | None:
+    """Why a saved sweep JSON may not be judged as the current code's result (None: it may): it must carry the
+    current git commit and be at most max_age_h hours old."""
+    commit = (data.get("commit_info") or {}).get("id")
+    if head is None:
+        return "cannot read the current git commit to check that the JSON belongs to it"
+    if commit != head:
+        return f"it was measured at commit {commit}, the tree is at {head}: the numbers describe other code"
+    raw = data.get("datetime")
+    if not raw:
+        return "it carries no datetime"
+    age_h = ((now or datetime.now(timezone.utc)) - datetime.fromisoformat(raw)).total_seconds() / 3600
+    if age_h > max_age_h:
+        return f"it is {age_h:.1f} h old (limit --sweep-max-age-hours {max_age_h:g})"
+    return None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
-from miniserve.sweep_results import LAB_CONFIGS, Spread, SweepConfig, SweepParams, SweepResults, parse_configs
+from miniserve.sweep_results import (LAB_CONFIGS, Spread, SweepConfig, SweepParams, SweepResults, histogram_delta,
+                                     parse_batch_histogram, parse_configs, stale_reason)
 from tests._sweep_fakes import fake_benchmark_json
 
 
@@ -66,3 +69,34 @@ def test_unknown_benchmarks_are_ignored() -> None:
     doc["benchmarks"].append({"name": "test_correct_batch_throughput", "extra_info": {"kind": "correct_batch"}})
     assert len(SweepResults.from_benchmark_json(doc).configs) == 7
     assert SweepConfig.parse("baseline").is_baseline
+
+
+METRICS = """# HELP miniserve_batch_size requests per model call
+# TYPE miniserve_batch_size histogram
+miniserve_batch_size_bucket{le="1.0"} %d
+miniserve_batch_size_bucket{le="2.0"} %d
+miniserve_batch_size_bucket{le="4.0"} %d
+miniserve_batch_size_bucket{le="+Inf"} %d
+miniserve_batch_size_count %d
+miniserve_batch_size_sum %d
+"""
+
+
+def test_histogram_delta_is_per_bucket_between_two_scrapes() -> None:
+    before = parse_batch_histogram(METRICS % (2, 3, 3, 3, 3, 4))  # batches of 1, 1, 2
+    after = parse_batch_histogram(METRICS % (3, 5, 8, 8, 8, 20))  # + 1, 2, 4, 4, 4 (one size-1, one 2, three 4)
+    assert before["cumulative"] == {"1": 2, "2": 3, "4": 3, "+Inf": 3}
+    delta = histogram_delta(before, after)
+    assert delta == {"buckets": {"1": 1, "2": 1, "4": 3, "+Inf": 0}, "count": 5, "sum": 16}
+    with pytest.raises(ValueError, match="no miniserve_batch_size"):
+        parse_batch_histogram("# nothing\n")
+
+
+def test_stale_sweeps_are_refused_with_the_reason() -> None:
+    now = datetime(2025, 11, 28, 16, 0, tzinfo=timezone.utc)
+    doc = {"commit_info": {"id": "abc"}, "datetime": "2025-11-28T15:00:00+00:00"}
+    assert stale_reason(doc, "abc", 24, now) is None
+    assert "commit abc, the tree is at def" in stale_reason(doc, "def", 24, now)
+    assert "1.0 h old" in stale_reason(doc, "abc", 0.5, now)
+    assert "cannot read the current git commit" in stale_reason(doc, None, 24, now)
+    assert "no datetime" in stale_reason({"commit_info": {"id": "abc"}}, "abc", 24, now)

@@ -1,0 +1,182 @@
+"""Server fixtures for the sweep: a real `python -m miniserve serve` process per configuration.
+
+Each server gets a free loopback port, its own process group (so stopping it stops everything it started) and a
+log file; the fixture waits for /readyz, warms the server up, and always stops it -- SIGTERM, then SIGKILL after a
+grace period -- even when a test fails. Whatever is still running at session end is killed by the top-level
+conftest. The load itself comes from miniserve.loadgen, run on uvloop like `miniserve loadtest`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from miniserve import loadgen
+from miniserve.config import ServerConfig
+from miniserve.sweep_results import SweepConfig
+
+STOP_GRACE_S = 20.0  # idle servers exit at once on SIGTERM; this only bounds a stuck one
+SERVER_FIELDS = ("torch_threads", "workers", "max_inflight", "max_queue", "request_timeout_s")
+
+
+def run_async(coro: Coroutine[Any, Any, Any]) -> Any:
+    """The load generator's own choice of loop: uvloop when installed (a cheaper loop raises its ceiling)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass(slots=True)
+class ServerProcess:
+    config: SweepConfig
+    port: int
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    info: dict[str, Any]  # the ServerConfig fields the server resolved (torch threads, workers, bounds)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError as e:
+            return f"(no server log: {e})"
+        return "\n".join(text.splitlines()[-lines:]) or "(server log is empty)"
+
+    def get(self, path: str, timeout_s: float = 5.0) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=timeout_s) as r:  # noqa: S310 - loopback only
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode(errors="replace")
+
+    def wait_ready(self, timeout_s: float) -> float:
+        started = time.monotonic()
+        last = "no answer yet"
+        while time.monotonic() - started < timeout_s:
+            if not self.alive():
+                raise RuntimeError(f"server {self.config.label} exited with code {self.proc.returncode} before "
+                                   f"it was ready")
+            try:
+                status, body = self.get("/readyz", timeout_s=2.0)
+                if status == 200:
+                    return time.monotonic() - started
+                last = f"/readyz {status}: {body.strip()}"
+            except (OSError, urllib.error.URLError) as e:
+                last = f"/readyz: {e}"
+            time.sleep(0.2)
+        raise RuntimeError(f"server {self.config.label} not ready after {timeout_s:g} s (last: {last})")
+
+    def stop(self) -> int | None:
+        if self.alive():
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(STOP_GRACE_S)
+            except ProcessLookupError:
+                pass
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        return self.proc.returncode
+
+    def closed_loop(self, concurrency: int, total: int, payloads: list[dict]) -> list[loadgen.RequestRecord]:
+        return run_async(loadgen.run_closed_loop(self.url, concurrency, total, payloads=payloads))
+
+    def open_loop(self, rate_rps: float, duration_s: float, seed: int,
+                  payloads: list[dict]) -> list[loadgen.RequestRecord]:
+        return run_async(loadgen.run_open_loop(self.url, rate_rps, duration_s, seed=seed, payloads=payloads))
+
+    def calibrate(self, concurrency: int, total: int) -> loadgen.Summary:
+        return run_async(loadgen.calibrate(self.url, concurrency, total))
+
+
+def start_server(config: SweepConfig, log_dir: Path) -> ServerProcess:
+    port = free_port()
+    log_path = log_dir / f"{config.key}.log"
+    env = dict(os.environ, PYTHONUNBUFFERED="1", MINISERVE_DATA_DIR=str(log_dir / "data"),
+               MINISERVE_DB_PATH=str(log_dir / f"{config.key}.sqlite3"))
+    # What the server will resolve from the same env + flags (torch threads and workers default per mode).
+    resolved = ServerConfig.from_env(env, mode=config.mode, max_batch=config.max_batch,
+                                     max_wait_ms=config.max_wait_ms)
+    cmd = [sys.executable, "-m", "miniserve", "serve", *config.server_args(), "--port", str(port)]
+    with log_path.open("wb") as log:
+        log.write(f"$ {' '.join(cmd)}\n".encode())
+        log.flush()
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                start_new_session=True)  # own process group: killpg reaches all of it
+    return ServerProcess(config, port, proc, log_path, {f: getattr(resolved, f) for f in SERVER_FIELDS})
+
+
+@pytest.fixture(scope="session")
+def payloads() -> list[dict]:
+    return loadgen.default_payloads()
+
+
+@pytest.fixture(scope="session")
+def server_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("servers")
+
+
+@pytest.fixture(scope="module")
+def server(request: pytest.FixtureRequest, sweep_store: Any, progress: Any, payloads: list[dict],
+           server_log_dir: Path) -> Iterator[ServerProcess]:
+    """Parametrized (indirectly, by bench/test_sweep.py) with a SweepConfig; one live server per configuration."""
+    config: SweepConfig = request.param
+    params = sweep_store.params
+    srv = start_server(config, server_log_dir)
+    sweep_store.server_pids.add(srv.proc.pid)
+    try:
+        try:
+            ready_s = srv.wait_ready(request.config.getoption("server_ready_timeout"))
+        except RuntimeError as e:
+            pytest.fail(f"{e}\n--- server log {srv.log_path} ---\n{srv.log_tail()}", pytrace=False)
+        warmup = max(2 * (config.max_batch or 1) + 20, params.concurrency)
+        records = srv.closed_loop(min(params.concurrency, warmup), warmup, payloads)
+        bad = {r.status for r in records if r.status != 200}
+        if bad or len(records) != warmup:
+            pytest.fail(f"{config.label}: warm-up of {warmup} requests got {len(records)} answers, non-200 "
+                        f"statuses {sorted(bad)}\n--- server log {srv.log_path} ---\n{srv.log_tail()}",
+                        pytrace=False)
+        info = ", ".join(f"{k} {v}" for k, v in srv.info.items())
+        progress(f"[{config.key}] server up on port {srv.port} (pid {srv.proc.pid}) in {ready_s:.1f} s; {info}; "
+                 f"warm-up {warmup} requests ok; log {srv.log_path}")
+        yield srv
+    finally:
+        code = srv.stop()
+        sweep_store.server_pids.discard(srv.proc.pid)
+        progress(f"[{config.key}] server stopped (exit code {code})")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    srv = getattr(item, "funcargs", {}).get("server")
+    if report.failed and isinstance(srv, ServerProcess):
+        report.sections.append((f"server log ({srv.config.key}, {srv.log_path})", srv.log_tail()))
+    return report

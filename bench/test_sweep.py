@@ -1,0 +1,152 @@
+"""Lab 02's batching sweep: closed- and open-loop load against a real server per configuration.
+
+Per configuration (the unbatched baseline first, then static (max_batch, max_wait_ms)):
+- closed loop: `--sweep-concurrency` clients, `--sweep-total` requests, `--sweep-runs` runs, each timed by
+  pytest-benchmark (one round per run); per run the latency percentiles, throughput, status counts, wall time, and
+  the run's delta of the server's miniserve_batch_size histogram (read from /metrics before and after).
+- open loop: Poisson arrivals at half the baseline's median closed-loop throughput measured in this session, for
+  `--open-loop-duration` seconds, `--sweep-runs` runs (seed = run index, so every configuration gets the same
+  arrival sequences).
+- once, against the baseline server: the load generator's ceiling on POST /noop.
+Everything lands in the benchmark's extra_info (and the session store); acceptance and the report read it there.
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+import pytest
+
+from miniserve import loadgen
+from miniserve.sweep_results import SweepConfig, histogram_delta, parse_batch_histogram, parse_configs
+
+CDF_MAX_BATCH = 8  # per-request latencies are kept for the baseline and this max_batch (the CDF plot)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "server" not in metafunc.fixturenames:
+        return
+    configs = parse_configs(metafunc.config.getoption("sweep_configs"))  # baseline first
+    if metafunc.definition.name == "test_loadgen_ceiling":
+        configs = configs[:1]  # index 0 in every list: pytest reuses the baseline's server for it
+    metafunc.parametrize("server", configs, ids=[c.key for c in configs], indirect=True, scope="module")
+
+
+def batch_histogram(server: Any) -> dict[str, Any]:
+    """The server's cumulative miniserve_batch_size histogram right now."""
+    status, text = server.get("/metrics")
+    assert status == 200, f"GET /metrics answered {status}: {text[:200]}"
+    return parse_batch_histogram(text)
+
+
+def run_record(run: int, records: list[loadgen.RequestRecord], hist: dict[str, Any]) -> dict[str, Any]:
+    s = loadgen.summarize(records).to_dict()
+    return {"run": run, "requests": s["count"], "by_status": s["by_status"], "wall_s": s["wall_s"],
+            "throughput_rps": s["throughput_rps"], "p50_ms": s["p50_ms"], "p95_ms": s["p95_ms"],
+            "p99_ms": s["p99_ms"], "mean_ms": s["mean_ms"], "max_ms": s["max_ms"],
+            "send_lag_p99_ms": s["send_lag_p99_ms"], "batch_size": hist,
+            "mean_batch_size": hist["sum"] / hist["count"] if hist["count"] else None}
+
+
+def latencies_ms(records: list[loadgen.RequestRecord]) -> list[float]:
+    return sorted(round(r.latency_s * 1000, 2) for r in records if r.status == 200)
+
+
+def wants_cdf(config: SweepConfig) -> bool:
+    return config.is_baseline or config.max_batch == CDF_MAX_BATCH
+
+
+def _where(config: SweepConfig, store: Any) -> str:
+    keys = [c.key for c in store.params.config_list]
+    return f"[{config.key} {keys.index(config.key) + 1}/{len(keys)}]"
+
+
+def _line(what: str, run: dict[str, Any]) -> str:
+    fmt = lambda v: "n/a" if v is None else f"{v:.1f}"  # noqa: E731
+    statuses = ", ".join(f"{k}: {v}" for k, v in run["by_status"].items())
+    return (f"{what}: {fmt(run['throughput_rps'])} req/s, p50 {fmt(run['p50_ms'])} ms, p95 {fmt(run['p95_ms'])} ms,"
+            f" p99 {fmt(run['p99_ms'])} ms, status {statuses}, mean batch {fmt(run['mean_batch_size'])}, "
+            f"wall {run['wall_s']:.1f} s")
+
+
+def _base_info(server: Any, kind: str) -> dict[str, Any]:
+    c: SweepConfig = server.config
+    return {"kind": kind, "config": c.key, "mode": c.mode, "max_batch": c.max_batch, "max_wait_ms": c.max_wait_ms,
+            "server": dict(server.info), "runs": []}
+
+
+def test_closed_loop(server: Any, benchmark: Any, sweep_store: Any, payloads: list[dict], progress: Any,
+                     request: pytest.FixtureRequest) -> None:
+    p, config = sweep_store.params, server.config
+    info = _base_info(server, "closed_loop") | {"concurrency": p.concurrency, "total": p.total}
+    kept: dict[int, list[float]] = {}
+
+    def run_once() -> None:
+        before = batch_histogram(server)
+        records = server.closed_loop(p.concurrency, p.total, payloads)
+        run = run_record(len(info["runs"]) + 1, records, histogram_delta(before, batch_histogram(server)))
+        info["runs"].append(run)
+        if wants_cdf(config):
+            kept[run["run"]] = latencies_ms(records)
+        progress(_line(f"{_where(config, sweep_store)} closed loop run {run['run']}/{p.runs}", run))
+
+    benchmark.group = "closed-loop"
+    benchmark.extra_info.update(info)
+    benchmark.pedantic(run_once, rounds=p.runs, iterations=1)
+    throughputs = [r["throughput_rps"] for r in info["runs"]]
+    if kept:  # the median-throughput run's latencies, for the CDF plot
+        median_run = sorted(info["runs"], key=lambda r: r["throughput_rps"])[len(info["runs"]) // 2]["run"]
+        benchmark.extra_info.update(latencies_ms=kept[median_run], latencies_run=median_run)
+    sweep_store.add(request.node.name, benchmark.extra_info)
+    if config.is_baseline:
+        sweep_store.baseline_rps = statistics.median(throughputs)
+    assert server.alive(), f"the {config.label} server died during the closed loop (exit {server.proc.returncode})"
+    assert [r["requests"] for r in info["runs"]] == [p.total] * p.runs, "a closed-loop run stopped early"
+
+
+def test_open_loop(server: Any, benchmark: Any, sweep_store: Any, payloads: list[dict], progress: Any,
+                   request: pytest.FixtureRequest) -> None:
+    p, config = sweep_store.params, server.config
+    rate = sweep_store.open_loop_rate_rps
+    if rate is None:
+        pytest.fail("the open-loop rate is half the baseline's closed-loop throughput measured in this session, "
+                    "and the baseline's closed loop has not completed (did test_closed_loop[baseline] fail?)")
+    info = _base_info(server, "open_loop") | {"rate_rps": rate, "duration_s": p.open_loop_duration_s}
+
+    def run_once() -> None:
+        i = len(info["runs"])
+        before = batch_histogram(server)
+        records = server.open_loop(rate, p.open_loop_duration_s, i, payloads)
+        run = run_record(i + 1, records, histogram_delta(before, batch_histogram(server)))
+        run["seed"] = i
+        info["runs"].append(run)
+        if i == 0 and wants_cdf(config):
+            info.update(latencies_ms=latencies_ms(records), latencies_run=1)
+        progress(_line(f"{_where(config, sweep_store)} open loop {rate:.1f} req/s run {i + 1}/{p.runs}", run))
+
+    benchmark.group = "open-loop"
+    benchmark.extra_info.update(info)
+    benchmark.pedantic(run_once, rounds=p.runs, iterations=1)
+    benchmark.extra_info.update(info)  # the latencies were added while running
+    sweep_store.add(request.node.name, benchmark.extra_info)
+    assert server.alive(), f"the {config.label} server died during the open loop (exit {server.proc.returncode})"
+
+
+def test_loadgen_ceiling(server: Any, benchmark: Any, sweep_store: Any, progress: Any,
+                         request: pytest.FixtureRequest) -> None:
+    """The generator's own ceiling on POST /noop (parsing, no model), same client and loop as the sweep."""
+    p = sweep_store.params
+    result: list[loadgen.Summary] = []
+    benchmark.group = "calibration"
+    benchmark.pedantic(lambda: result.append(server.calibrate(p.calibration_concurrency, p.calibration_total)),
+                       rounds=1, iterations=1)
+    s = result[0].to_dict()
+    benchmark.extra_info.update(kind="calibration", client="aiohttp", endpoint="POST /noop",
+                                concurrency=p.calibration_concurrency, requests=s["count"],
+                                by_status=s["by_status"], throughput_rps=s["throughput_rps"], p50_ms=s["p50_ms"],
+                                p95_ms=s["p95_ms"], p99_ms=s["p99_ms"], wall_s=s["wall_s"])
+    sweep_store.add(request.node.name, benchmark.extra_info)
+    progress(f"[calibration] load generator on POST /noop: {s['throughput_rps']:.0f} req/s at concurrency "
+             f"{p.calibration_concurrency}, {s['count']} requests, p95 {s['p95_ms']:.1f} ms, status {s['by_status']}")
+    assert s["by_status"].get("200") == p.calibration_total, f"calibration requests failed: {s['by_status']}"

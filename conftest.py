@@ -1,0 +1,217 @@
+"""Shared pytest options and the sweep's in-session results store.
+
+One session does it all: `pytest bench test_acceptance --benchmark-json=out.json` runs the sweep (bench/), then the
+acceptance tests assert on the records the sweep left in the store (never on files from earlier runs), then
+`pytest_sessionfinish` writes the experiment folder with miniserve.report.write_experiment from the very JSON
+pytest-benchmark saved, so `miniserve report out.json` regenerates the same folder later.
+
+Store records have the shape of the benchmark JSON's entries ({"name", "extra_info"}) and hold the same
+extra_info dicts, so acceptance in-session and the report from the JSON read identical data.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import platform
+import signal
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from miniserve.sweep_results import LAB_CONFIGS, SweepParams
+
+ACCEPTANCE_DIR = "test_acceptance"
+PACKAGES = ("torch", "safetensors", "starlette", "uvicorn", "uvloop", "httptools", "aiohttp", "httpx",
+            "prometheus-client", "numpy", "pytest", "pytest-benchmark", "matplotlib", "miniserve")
+
+
+@dataclass(slots=True)
+class SweepStore:
+    params: SweepParams
+    records: list[dict[str, Any]] = field(default_factory=list)  # like benchmark JSON entries, in run order
+    baseline_rps: float | None = None  # the baseline's median closed-loop throughput, once measured
+    server_pids: set[int] = field(default_factory=set)  # process-group leaders of running servers
+    benchmark_json: dict[str, Any] | None = None  # what pytest-benchmark saved, when --benchmark-json was given
+    experiment_dir: Path | None = None
+    experiment_error: str | None = None
+
+    def add(self, name: str, extra_info: dict[str, Any]) -> None:
+        self.records.append({"name": name, "extra_info": extra_info})
+
+    @property
+    def open_loop_rate_rps(self) -> float | None:
+        return None if self.baseline_rps is None else self.baseline_rps * self.params.open_loop_rate_fraction
+
+
+SWEEP_STORE = pytest.StashKey[SweepStore]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    d = SweepParams()
+    g = parser.getgroup("miniserve sweep", "lab-02 batching sweep (defaults are the lab's)")
+    g.addoption("--sweep-concurrency", type=int, default=d.concurrency, help="closed loop: concurrent clients")
+    g.addoption("--sweep-total", type=int, default=d.total, help="closed loop: requests per run")
+    g.addoption("--sweep-runs", type=int, default=d.runs, help="runs per configuration (closed and open loop)")
+    g.addoption("--sweep-configs", default=LAB_CONFIGS, help="'baseline' and MAX_BATCH:MAX_WAIT_MS, comma-separated")
+    g.addoption("--open-loop-duration", type=float, default=d.open_loop_duration_s, help="open loop: seconds/run")
+    g.addoption("--calibration-total", type=int, default=d.calibration_total, help="load-generator calibration "
+                "requests on POST /noop")
+    g.addoption("--server-ready-timeout", type=float, default=180.0, help="seconds to wait for a server's /readyz")
+    g.addoption("--experiment-dir", default=None, help="experiment folder (default: experiments/<date>-phase-33-"
+                "lab-02, with a -quick suffix when the sweep parameters are not the lab's)")
+    g.addoption("--no-experiment", action="store_true", help="do not write the experiment folder")
+    g.addoption("--sweep-json", default=None, help="acceptance only: judge this benchmark JSON instead of a sweep "
+                "run in this session (must be of the current commit and recent)")
+    g.addoption("--sweep-max-age-hours", type=float, default=24.0, help="--sweep-json older than this is stale")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        params = SweepParams(
+            concurrency=config.getoption("sweep_concurrency"), total=config.getoption("sweep_total"),
+            runs=config.getoption("sweep_runs"), configs=config.getoption("sweep_configs"),
+            open_loop_duration_s=config.getoption("open_loop_duration"),
+            calibration_total=config.getoption("calibration_total"))
+    except ValueError as e:
+        raise pytest.UsageError(f"sweep options: {e}") from None
+    store = SweepStore(params)
+    config.stash[SWEEP_STORE] = store
+    atexit.register(kill_leftover_servers, store)  # last resort if the session dies without teardown
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Acceptance judges what the sweep measured, so it runs after every benchmark whatever the order of the paths
+    # on the command line (stable sort: each group keeps its own order).
+    acceptance = config.rootpath / ACCEPTANCE_DIR
+    items.sort(key=lambda item: acceptance in item.path.parents)
+
+
+@pytest.fixture(scope="session")
+def sweep_store(request: pytest.FixtureRequest) -> SweepStore:
+    return request.config.stash[SWEEP_STORE]
+
+
+@pytest.fixture(scope="session")
+def progress(request: pytest.FixtureRequest):
+    """print(...) that reaches the terminal while pytest captures output, so a long sweep shows where it is."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+
+    def say(text: str) -> None:
+        if reporter is not None:
+            reporter.write_line(text)
+        else:
+            print(text, flush=True)
+
+    return say
+
+
+def kill_leftover_servers(store: SweepStore, grace_s: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL, every server process group a fixture did not get to stop."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in list(store.server_pids):
+            try:
+                os.killpg(pid, sig)
+            except ProcessLookupError:
+                store.server_pids.discard(pid)
+        deadline = time.monotonic() + grace_s
+        while store.server_pids and time.monotonic() < deadline:
+            for pid in list(store.server_pids):
+                try:
+                    if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                        store.server_pids.discard(pid)
+                except ChildProcessError:
+                    store.server_pids.discard(pid)
+            time.sleep(0.05)
+
+
+def model_sha256() -> str | None:
+    """The shipped checkpoint's hash, as training wrote it into weights/model.json."""
+    import miniserve
+
+    meta = Path(miniserve.__file__).parent / "weights" / "model.json"
+    try:
+        return json.loads(meta.read_text(encoding="utf-8")).get("model_sha256")
+    except (OSError, ValueError):
+        return None
+
+
+def environment_info() -> dict[str, Any]:
+    """What the sweep ran on, recorded at sweep time (the report may be regenerated elsewhere, later)."""
+    versions: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"python": platform.python_version(), "torch": versions["torch"], "packages": versions,
+            "cpu_count": os.cpu_count(), "cpu_affinity": len(os.sched_getaffinity(0)),
+            "model_sha256": model_sha256()}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
+    info = environment_info()
+    store = config.stash[SWEEP_STORE]
+    if store.records:
+        info["sweep"] = store.params.to_dict()
+    machine_info["miniserve"] = info
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list, output_json: dict[str, Any]) -> None:
+    store = config.stash[SWEEP_STORE]
+    if store.records and store.benchmark_json is None:  # the --benchmark-json document (called first, with data)
+        store.benchmark_json = output_json
+
+
+def _session_json(config: pytest.Config, store: SweepStore) -> dict[str, Any]:
+    """Without --benchmark-json: the same document pytest-benchmark would have written, from the store."""
+    machine_info = config.hook.pytest_benchmark_generate_machine_info(config=config)
+    config.hook.pytest_benchmark_update_machine_info(config=config, machine_info=machine_info)
+    commit_info = config.hook.pytest_benchmark_generate_commit_info(config=config)
+    config.hook.pytest_benchmark_update_commit_info(config=config, commit_info=commit_info)
+    return {"machine_info": machine_info, "commit_info": commit_info, "benchmarks": list(store.records),
+            "datetime": datetime.now(timezone.utc).isoformat(), "version": metadata.version("pytest-benchmark")}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # pytest-benchmark's own sessionfinish (a wrapper) has saved the JSON by now.
+    config = session.config
+    store = config.stash.get(SWEEP_STORE, None)
+    if store is None:
+        return
+    kill_leftover_servers(store)
+    if not store.records or config.getoption("no_experiment") or store.experiment_dir is not None:
+        return
+    from miniserve.report import default_experiment_dir, write_experiment
+
+    try:
+        data = store.benchmark_json or _session_json(config, store)
+        target = config.getoption("experiment_dir") or default_experiment_dir(data, config.rootpath / "experiments")
+        store.experiment_dir = write_experiment(data, target)
+    except Exception as e:  # noqa: BLE001 - a failed report must not hide the test results; it is shown below
+        store.experiment_error = f"{type(e).__name__}: {e}"
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    store = config.stash.get(SWEEP_STORE, None)
+    if store is None:
+        return
+    if store.experiment_error:
+        terminalreporter.write_sep("=", "experiment report FAILED", red=True)
+        terminalreporter.write_line(store.experiment_error)
+    elif store.experiment_dir is not None:
+        terminalreporter.write_sep("=", "lab-02 experiment")
+        manifest = json.loads((store.experiment_dir / "manifest.json").read_text(encoding="utf-8"))
+        terminalreporter.write_line(f"written to {store.experiment_dir}")
+        for v in manifest["acceptance"]["verdicts"]:
+            terminalreporter.write_line(f"  {'PASS' if v['passed'] else 'FAIL'}  {v['criterion']}: {v['message']}")
