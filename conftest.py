@@ -102,8 +102,17 @@ def sweep_store(request: pytest.FixtureRequest) -> SweepStore:
 def progress(request: pytest.FixtureRequest):
     """print(...) that reaches the terminal while pytest captures output, so a long sweep shows where it is."""
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
 
     def say(text: str) -> None:
+        # with fd capture, even the terminal reporter's stdout is redirected while a test runs: suspend it
+        if capture is not None:
+            with capture.global_and_fixture_disabled():
+                _write(text)
+        else:
+            _write(text)
+
+    def _write(text: str) -> None:
         if reporter is not None:
             reporter.write_line(text)
         else:
@@ -131,11 +140,16 @@ def kill_leftover_servers(store: SweepStore, grace_s: float = 5.0) -> None:
             time.sleep(0.05)
 
 
-def model_sha256() -> str | None:
-    """The shipped checkpoint's hash, as training wrote it into weights/model.json."""
+def weights_dir() -> Path:
+    """The checkpoint the servers load: MINISERVE_WEIGHTS_DIR (they inherit the env) or the shipped one."""
     import miniserve
 
-    meta = Path(miniserve.__file__).parent / "weights" / "model.json"
+    return Path(os.environ.get("MINISERVE_WEIGHTS_DIR") or Path(miniserve.__file__).parent / "weights")
+
+
+def model_sha256() -> str | None:
+    """The checkpoint's hash, as training wrote it into model.json."""
+    meta = weights_dir() / "model.json"
     try:
         return json.loads(meta.read_text(encoding="utf-8")).get("model_sha256")
     except (OSError, ValueError):
@@ -152,7 +166,7 @@ def environment_info() -> dict[str, Any]:
             versions[name] = None
     return {"python": platform.python_version(), "torch": versions["torch"], "packages": versions,
             "cpu_count": os.cpu_count(), "cpu_affinity": len(os.sched_getaffinity(0)),
-            "model_sha256": model_sha256()}
+            "model_sha256": model_sha256(), "weights_dir": str(weights_dir())}
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -29,7 +29,9 @@ from miniserve.config import ServerConfig
 from miniserve.sweep_results import SweepConfig
 
 STOP_GRACE_S = 20.0  # idle servers exit at once on SIGTERM; this only bounds a stuck one
-SERVER_FIELDS = ("torch_threads", "workers", "max_inflight", "max_queue", "request_timeout_s")
+# The ServerConfig fields that shape each mode's performance (unbatched: a thread pool; static: one batch at a time).
+SERVER_FIELDS = {"unbatched": ("torch_threads", "workers", "max_inflight", "request_timeout_s"),
+                 "static": ("torch_threads", "max_queue", "request_timeout_s")}
 
 
 def run_async(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -130,7 +132,7 @@ def start_server(config: SweepConfig, log_dir: Path) -> ServerProcess:
         log.flush()
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                 start_new_session=True)  # own process group: killpg reaches all of it
-    return ServerProcess(config, port, proc, log_path, {f: getattr(resolved, f) for f in SERVER_FIELDS})
+    return ServerProcess(config, port, proc, log_path, {f: getattr(resolved, f) for f in SERVER_FIELDS[config.mode]})
 
 
 @pytest.fixture(scope="session")
@@ -146,16 +148,19 @@ def server_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def server(request: pytest.FixtureRequest, sweep_store: Any, progress: Any, payloads: list[dict],
            server_log_dir: Path) -> Iterator[ServerProcess]:
-    """Parametrized (indirectly, by bench/test_sweep.py) with a SweepConfig; one live server per configuration."""
-    config: SweepConfig = request.param
+    """Parametrized (indirectly, by bench/test_sweep.py) with a configuration key; one live server per config."""
     params = sweep_store.params
+    config = next(c for c in params.config_list if c.key == request.param)
     srv = start_server(config, server_log_dir)
     sweep_store.server_pids.add(srv.proc.pid)
     try:
+        ready_s, problem = 0.0, None
         try:
             ready_s = srv.wait_ready(request.config.getoption("server_ready_timeout"))
         except RuntimeError as e:
-            pytest.fail(f"{e}\n--- server log {srv.log_path} ---\n{srv.log_tail()}", pytrace=False)
+            problem = str(e)
+        if problem:
+            pytest.fail(f"{problem}\n--- server log {srv.log_path} ---\n{srv.log_tail()}", pytrace=False)
         warmup = max(2 * (config.max_batch or 1) + 20, params.concurrency)
         records = srv.closed_loop(min(params.concurrency, warmup), warmup, payloads)
         bad = {r.status for r in records if r.status != 200}

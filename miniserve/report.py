@@ -104,7 +104,17 @@ def _clean(x: Any) -> Any:
         return {str(k): _clean(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
         return [_clean(v) for v in x]
-    return x
+    if x is None or isinstance(x, (str, int, bool)):
+        return x
+    return str(x)  # anything else a plugin put in the JSON is kept readable rather than failing the report
+
+
+def _shown(path: Path) -> str:
+    """Relative to the working directory when inside it, so a committed manifest names no machine's paths."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
 
 
 def build_manifest(benchmark_json: dict[str, Any], results: SweepResults, out_dir: Path) -> dict[str, Any]:
@@ -132,7 +142,7 @@ def build_manifest(benchmark_json: dict[str, Any], results: SweepResults, out_di
             "endpoint": "POST /noop"},
         "acceptance": {"all_passed": all(v.passed for v in verdicts), "verdicts": [v.to_dict() for v in verdicts]},
         "files": list(FILES),
-        "regenerate": f"miniserve report {out_dir / 'benchmark.json'} --out {out_dir}",
+        "regenerate": f"miniserve report {_shown(out_dir / 'benchmark.json')} --out {_shown(out_dir)}",
     })
 
 
