@@ -70,7 +70,11 @@ def _open(attr: str) -> Callable[[ConfigResult], Spread | None]:
 
 def _load_text(results: SweepResults) -> str:
     p = results.params
-    return f"closed loop: {p.concurrency} clients, {p.total} requests per run, {p.runs} runs"
+    return f"closed loop: {p.concurrency} clients, {p.total} requests per run, {_runs(p.runs)}"
+
+
+def _runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
 
 
 def _rate(results: SweepResults) -> float | None:
@@ -109,7 +113,7 @@ def plot_p95(results: SweepResults, path: Path) -> None:
         ax.set_ylabel("p95 latency (ms)")
         ax.set_ylim(bottom=0)
         ax.legend(fontsize=8)
-    fig.suptitle(f"p95 latency vs max_batch (median over {results.params.runs} runs, bar = min-max)")
+    fig.suptitle(f"p95 latency vs max_batch (median over {_runs(results.params.runs)}, bar = min-max)")
     fig.savefig(path, **_SAVE)
 
 
