@@ -10,6 +10,7 @@ unknown word token for token.
 from __future__ import annotations
 
 import json
+import random
 import re
 from collections import Counter
 from functools import lru_cache
@@ -48,15 +49,20 @@ class ByteBPETokenizer:
     def vocab_size(self) -> int:
         return len(self.pieces)
 
-    def _encode_chunk_uncached(self, chunk: bytes) -> tuple[int, ...]:
+    def _encode_chunk_uncached(self, chunk: bytes, dropout: float = 0.0, rng: random.Random | None = None) -> tuple[int, ...]:
         ids = list(chunk)
         while len(ids) > 1:
-            # apply the lowest-ranked (earliest learned) merge present, as in training
-            best = min(range(len(ids) - 1), key=lambda i: self.ranks.get((ids[i], ids[i + 1]), 1 << 30))
-            rank = self.ranks.get((ids[best], ids[best + 1]))
-            if rank is None:
+            # apply the lowest-ranked (earliest learned) merge present, as in training; with BPE-dropout each
+            # candidate merge is skipped with probability `dropout` at every step
+            candidates = [
+                (rank, i)
+                for i in range(len(ids) - 1)
+                if (rank := self.ranks.get((ids[i], ids[i + 1]))) is not None and not (rng and rng.random() < dropout)
+            ]
+            if not candidates:
                 break
-            ids[best : best + 2] = [self.first_merge_id + rank]
+            rank, i = min(candidates)
+            ids[i : i + 2] = [self.first_merge_id + rank]
         return tuple(ids)
 
     def encode(self, text: str) -> list[int]:
@@ -65,13 +71,29 @@ class ByteBPETokenizer:
             out.extend(self._encode_chunk(chunk))
         return out
 
+    def encode_with_dropout(self, texts: list[str], dropout: float, rng: random.Random) -> list[list[int]]:
+        """BPE-dropout (Provilkov et al., 2020) for training: random coarser segmentations, so that the pieces a
+        new word breaks into at inference (" grand" of "grandson") were seen in training too. A chunk gets one
+        segmentation across `texts`, so a word copied from source to target is copied token for token."""
+        seen: dict[bytes, tuple[int, ...]] = {}
+        out: list[list[int]] = []
+        for text in texts:
+            ids: list[int] = []
+            for chunk in _chunks(text):
+                if chunk not in seen:
+                    seen[chunk] = self._encode_chunk_uncached(chunk, dropout, rng)
+                ids.extend(seen[chunk])
+            out.append(ids)
+        return out
+
     def decode(self, ids: list[int]) -> str:
         data = b"".join(self.pieces[i] for i in ids if 0 <= i < len(self.pieces))
         # A model can emit a byte sequence that is not UTF-8; show it (the agent's guard rejects it) rather than fail.
         return data.decode("utf-8", errors="replace")
 
     @classmethod
-    def train(cls, texts: list[str], num_merges: int) -> ByteBPETokenizer:
+    def train(cls, texts: list[str], num_merges: int, min_count: int = 2) -> ByteBPETokenizer:
+        """Learn up to `num_merges` merges, stopping at the first pair seen fewer than `min_count` times."""
         words = Counter(chunk for t in texts for chunk in _chunks(t))
         seqs = [(list(w), n) for w, n in words.items()]
         merges: list[tuple[int, int]] = []
@@ -84,7 +106,7 @@ class ByteBPETokenizer:
             if not pairs:
                 break
             pair, count = pairs.most_common(1)[0]
-            if count < 2:
+            if count < min_count:
                 break
             merges.append(pair)
             for ids, _ in seqs:

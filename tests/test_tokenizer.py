@@ -61,3 +61,19 @@ def test_special_ids_are_outside_bytes_and_merges(tok: ByteBPETokenizer) -> None
     specials = {tok.pad_id, tok.bos_id, tok.sep_id, tok.eos_id}
     assert len(specials) == 4 and all(256 <= i < tok.first_merge_id for i in specials)
     assert not specials & set(tok.encode("<bos> <eos> <sep> <pad>"))
+
+
+def test_bpe_dropout_keeps_text_and_copies_segmentation(tok: ByteBPETokenizer) -> None:
+    rng = random.Random(0)
+    src, tgt = "She goed to Wrocław yesterday.", "She went to Wrocław yesterday."
+    segmentations = set()
+    for _ in range(50):
+        a, b = tok.encode_with_dropout([src, tgt], 0.3, rng)
+        assert tok.decode(a) == src and tok.decode(b) == tgt
+        # Everything but the verb is segmented identically in source and target: strip the common ends.
+        head = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+        tail = next(i for i, (x, y) in enumerate(zip(a[::-1], b[::-1])) if x != y)
+        assert (tok.decode(a[head : len(a) - tail]), tok.decode(b[head : len(b) - tail])) == (" goed", " went")
+        segmentations.add(tuple(a))
+    assert len(segmentations) > 1  # dropout really varies the segmentation
+    assert tok.encode_with_dropout([src], 0.0, rng)[0] == tok.encode(src)
