@@ -73,7 +73,7 @@ def test_bpe_dropout_keeps_text_and_copies_segmentation(tok: ByteBPETokenizer) -
         # Everything but the verb is segmented identically in source and target: strip the common ends.
         head = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
         tail = next(i for i, (x, y) in enumerate(zip(a[::-1], b[::-1])) if x != y)
-        assert (tok.decode(a[head : len(a) - tail]), tok.decode(b[head : len(b) - tail])) == (" goed", " went")
+        assert (tok.decode(a[head : len(a) - tail]).strip(), tok.decode(b[head : len(b) - tail]).strip()) == ("goed", "went")
         segmentations.add(tuple(a))
     assert len(segmentations) > 1  # dropout really varies the segmentation
     assert tok.encode_with_dropout([src], 0.0, rng)[0] == tok.encode(src)
