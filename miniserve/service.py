@@ -213,14 +213,13 @@ class Service:
         work = asyncio.ensure_future(runner.run(req, remaining))
         watcher = asyncio.ensure_future(_wait_disconnect(receive))
         try:
-            async with asyncio.timeout_at(deadline):
-                done, _ = await asyncio.wait((work, watcher), return_when=asyncio.FIRST_COMPLETED)
-        except TimeoutError:
-            raise DeadlinePassed(f"no answer within request_timeout_s={self.config.request_timeout_s:g} s") from None
+            done, _ = await asyncio.wait((work, watcher), timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
         finally:
             watcher.cancel()
             if not work.done():
                 work.cancel()  # the scheduler drops a cancelled request before it runs
+        if not done:
+            raise DeadlinePassed(f"no answer within request_timeout_s={self.config.request_timeout_s:g} s")
         if work in done:
             return work.result()
         if watcher.exception() is not None:  # a broken receive channel: the client is as good as gone
