@@ -163,14 +163,17 @@ def server(request: pytest.FixtureRequest, sweep_store: Any, progress: Any, payl
             pytest.fail(f"{problem}\n--- server log {srv.log_path} ---\n{srv.log_tail()}", pytrace=False)
         warmup = max(2 * (config.max_batch or 1) + 20, params.concurrency)
         records = srv.closed_loop(min(params.concurrency, warmup), warmup, payloads)
-        bad = {r.status for r in records if r.status != 200}
-        if bad or len(records) != warmup:
-            pytest.fail(f"{config.label}: warm-up of {warmup} requests got {len(records)} answers, non-200 "
-                        f"statuses {sorted(bad)}\n--- server log {srv.log_path} ---\n{srv.log_tail()}",
-                        pytrace=False)
-        info = ", ".join(f"{k} {v}" for k, v in srv.info.items())
+        if not srv.alive():
+            pytest.fail(f"{config.label}: the server died during the warm-up (exit {srv.proc.returncode})\n"
+                        f"--- server log {srv.log_path} ---\n{srv.log_tail()}", pytrace=False)
+        # A slow or erroring warm-up is not a reason to skip the measurement: the runs record the same trouble
+        # as data (status counts), which the acceptance criteria then report with numbers.
+        statuses = loadgen.summarize(records).to_dict()["by_status"]
+        srv.info["warmup"] = {"requests": warmup, "by_status": statuses}
+        info = ", ".join(f"{k} {v}" for k, v in srv.info.items() if k != "warmup")
+        ok = "ok" if statuses == {"200": warmup} else f"NOT all 200: {statuses}"
         progress(f"[{config.key}] server up on port {srv.port} (pid {srv.proc.pid}) in {ready_s:.1f} s; {info}; "
-                 f"warm-up {warmup} requests ok; log {srv.log_path}")
+                 f"warm-up {warmup} requests {ok}; log {srv.log_path}")
         yield srv
     finally:
         code = srv.stop()
