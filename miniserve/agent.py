@@ -147,14 +147,20 @@ class GrammarTutorAgent:
         return self._finish([verdict], [learner_id])[0]
 
     def correct_batch(self, sentences: list[str], learner_ids: list[str | None]) -> list[Correction]:
-        """One batched generation for every sentence that fits, always run for the generator's full
-        max_new_tokens (by design: static batching pays for its longest member), then one memory transaction."""
+        """One batched generation for every sentence that fits, run for the generator's full max_new_tokens when
+        it holds two or more (by design: static batching pays for its longest member), then one memory
+        transaction."""
         if len(sentences) != len(learner_ids):
             raise ValueError(f"{len(sentences)} sentences but {len(learner_ids)} learner ids")
         verdicts: list[Verdict | None] = [self._precheck(s) for s in sentences]
         todo = [i for i, v in enumerate(verdicts) if v is None]
         if todo:
-            outputs = self.generator.generate([model_input(sentences[i]) for i in todo], stop_at_eos=False)
+            # The fixed length stands for "a batch waits for its longest member". A batch of one has no other
+            # member to wait for, so it stops at its own end-of-sequence, like `correct`: that is what lets
+            # static batching with max_batch=1 match the unbatched server.
+            outputs = self.generator.generate(
+                [model_input(sentences[i]) for i in todo], stop_at_eos=len(todo) == 1
+            )
             for i, output in zip(todo, outputs, strict=True):
                 verdicts[i] = judge(sentences[i], output)
         return self._finish([v for v in verdicts if v is not None], learner_ids)

@@ -136,6 +136,13 @@ def test_correct_batch_is_one_fixed_length_call() -> None:
         a.correct_batch(["a"], [])
 
 
+def test_a_batch_of_one_stops_at_its_end_of_sequence() -> None:
+    # max_batch=1 must cost what the unbatched server costs: no other member to wait for.
+    a = make()
+    a.correct_batch(["He goed home", "x" * 600], [None, None])
+    assert a.generator.calls == [(["He goed home"], True)]
+
+
 def test_too_long_sentence_never_reaches_the_model() -> None:
     a = make(max_chars=10)
     c = a.correct("He goed to school every single day")
