@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -150,6 +152,15 @@ def default_agent_factory(config: ServerConfig) -> Any:
 
 
 def set_torch_threads(n: int) -> None:
+    # OpenMP's default ACTIVE wait makes idle worker threads spin. On this shared 2-core box (load generator,
+    # other processes) a spinning thread steals the core its partner needs: measured, one correct_batch of 8 with
+    # 2 torch threads took 5.2 s ACTIVE vs 79 ms PASSIVE (78 ms with 1 thread) while another process used a core.
+    # libgomp reads the variable once, when torch loads, so it must be set before the first `import torch`.
+    if "torch" in sys.modules:
+        if "OMP_WAIT_POLICY" not in os.environ and n > 1:
+            log.warning("torch was imported before the server set OMP_WAIT_POLICY=PASSIVE; %d threads may spin", n)
+    else:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch  # only here: importing miniserve.app must stay cheap (CLI, tests with fake agents)
 
     torch.set_num_threads(n)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -151,3 +154,16 @@ async def test_lifespan_sets_torch_threads_from_config(tmp_path):
             assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_torch_threads_never_spin_unless_asked(preset, expected):
+    # A fresh process: the policy only counts if it is set before torch is first imported.
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if preset:
+        env["OMP_WAIT_POLICY"] = preset
+    code = ("import os, sys; from miniserve.service import set_torch_threads; assert 'torch' not in sys.modules; "
+            "set_torch_threads(2); import torch; print(os.environ['OMP_WAIT_POLICY'], torch.get_num_threads())")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [expected, "2"]
