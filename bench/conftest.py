@@ -118,11 +118,13 @@ class ServerProcess:
         return run_async(loadgen.calibrate(self.url, concurrency, total))
 
 
-def start_server(config: SweepConfig, log_dir: Path) -> ServerProcess:
+def start_server(config: SweepConfig, log_dir: Path, extra_env: dict[str, str] | None = None,
+                 name: str | None = None) -> ServerProcess:
     port = free_port()
-    log_path = log_dir / f"{config.key}.log"
+    name = name or config.key
+    log_path = log_dir / f"{name}.log"
     env = dict(os.environ, PYTHONUNBUFFERED="1", MINISERVE_DATA_DIR=str(log_dir / "data"),
-               MINISERVE_DB_PATH=str(log_dir / f"{config.key}.sqlite3"))
+               MINISERVE_DB_PATH=str(log_dir / f"{name}.sqlite3"), **(extra_env or {}))
     # What the server will resolve from the same env + flags (torch threads and workers default per mode).
     resolved = ServerConfig.from_env(env, mode=config.mode, max_batch=config.max_batch,
                                      max_wait_ms=config.max_wait_ms)
@@ -133,6 +135,12 @@ def start_server(config: SweepConfig, log_dir: Path) -> ServerProcess:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                 start_new_session=True)  # own process group: killpg reaches all of it
     return ServerProcess(config, port, proc, log_path, {f: getattr(resolved, f) for f in SERVER_FIELDS[config.mode]})
+
+
+@pytest.fixture(scope="session")
+def launch_server():
+    """start_server, for benchmarks that start servers of their own (bench/test_server_tuning.py)."""
+    return start_server
 
 
 @pytest.fixture(scope="session")
