@@ -13,9 +13,12 @@ from miniserve.memory import default_db_path  # the agent's own default, so CLI 
 Mode = Literal["unbatched", "static"]
 MODES: tuple[str, ...] = ("unbatched", "static")
 
-# Placeholders until the thread sweep measures them: unbatched runs `workers` model calls at once, so one torch
-# thread each keeps 2 workers from oversubscribing 2 cores; a static batch is a single call that can use both.
-DEFAULT_TORCH_THREADS: dict[str, int] = {"unbatched": 1, "static": 2}
+# Measured by bench/test_server_tuning.py (closed loop c=50, 500 requests, 2 cores, 2026-11-28):
+#   unbatched  workers 1 x 1 thread 34.7 req/s | 1 x 2: 24.2 | 2 x 1: 36.0 | 4 x 1: 28.3
+#   static     (8, 20) 1 thread 87.3 req/s, 2 threads 77.0 | (32, 50) 1 thread 152.9, 2 threads 129.2
+# The load generator and uvicorn need a core too, so a second intra-op thread only contends: one thread in both
+# modes, and 2 unbatched workers (one runs kernels while the other holds the GIL for Python work).
+DEFAULT_TORCH_THREADS: dict[str, int] = {"unbatched": 1, "static": 1}
 
 
 @dataclass(slots=True)

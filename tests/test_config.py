@@ -6,14 +6,14 @@ import argparse
 
 import pytest
 
-from miniserve.config import ServerConfig
+from miniserve.config import DEFAULT_TORCH_THREADS, ServerConfig
 from miniserve.memory import default_db_path
 from miniserve.serve import config_from_args
 
 
 def test_defaults_follow_the_mode():
     assert ServerConfig().torch_threads == 1  # unbatched: workers share the cores
-    assert ServerConfig(mode="static").torch_threads == 2
+    assert ServerConfig(mode="static").torch_threads == DEFAULT_TORCH_THREADS["static"]
     assert ServerConfig().max_body_bytes == 65536
     assert ServerConfig().db_path == default_db_path()
 
@@ -24,7 +24,7 @@ def test_from_env_reads_typed_fields():
                                  "MINISERVE_WORKERS": " "})
     assert (cfg.mode, cfg.max_batch, cfg.max_wait_ms, cfg.max_queue, cfg.weights_dir) == ("static", 16, 2.5, 64, "/w")
     assert cfg.workers == 2  # blank means unset
-    assert cfg.torch_threads == 2
+    assert cfg.torch_threads == DEFAULT_TORCH_THREADS["static"]
 
 
 def test_flags_override_env_and_mode_defaults_follow_the_final_mode(monkeypatch):
@@ -33,7 +33,7 @@ def test_flags_override_env_and_mode_defaults_follow_the_final_mode(monkeypatch)
     args = argparse.Namespace(mode="static", max_batch=None, max_wait_ms=None, max_queue=None, workers=None,
                               torch_threads=None, host="127.0.0.1", port=0)
     cfg = config_from_args(args)  # flags absent from args (max_inflight) count as unset
-    assert cfg.mode == "static" and cfg.max_batch == 4 and cfg.torch_threads == 2
+    assert cfg.mode == "static" and cfg.max_batch == 4 and cfg.torch_threads == DEFAULT_TORCH_THREADS["static"]
 
 
 @pytest.mark.parametrize(("env", "words"), [
