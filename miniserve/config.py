@@ -13,11 +13,13 @@ from miniserve.memory import default_db_path  # the agent's own default, so CLI 
 Mode = Literal["unbatched", "static"]
 MODES: tuple[str, ...] = ("unbatched", "static")
 
-# Measured by bench/test_server_tuning.py (closed loop c=50, 500 requests, 2 cores, 2026-11-28):
-#   unbatched  workers 1 x 1 thread 34.7 req/s | 1 x 2: 24.2 | 2 x 1: 36.0 | 4 x 1: 28.3
-#   static     (8, 20) 1 thread 87.3 req/s, 2 threads 77.0 | (32, 50) 1 thread 152.9, 2 threads 129.2
-# The load generator and uvicorn need a core too, so a second intra-op thread only contends: one thread in both
-# modes, and 2 unbatched workers (one runs kernels while the other holds the GIL for Python work).
+# Measured by bench/test_server_tuning.py in the committed sweep (experiments/2026-11-28-phase-33-lab-02; closed loop
+# c=50, 500 requests, one run each, 2 cores shared with the load generator):
+#   unbatched  workers 1 x 1 thread 36.3 req/s | 1 x 2: 23.1 | 2 x 1: 36.4 | 4 x 1: 33.4
+#   static     (8, 20) 1 thread 98.0, 2 threads 87.7 | (32, 50) 1 thread 173.0, 2 threads 199.9
+# A second intra-op thread hurts unbatched and mid-size batches and helps only the largest; one thread is also the
+# choice that cannot collapse when another process holds a core. Unbatched: 2 workers (one runs kernels while the
+# other holds the GIL for Python work; 4 only add contention).
 DEFAULT_TORCH_THREADS: dict[str, int] = {"unbatched": 1, "static": 1}
 
 
