@@ -85,13 +85,14 @@ async def test_load_generator_gets_all_200_from_a_real_server(tmp_path, mode):
 
 
 async def test_sigterm_while_requests_are_queued_answers_every_one_and_exits_0(tmp_path):
-    # A long max_wait keeps requests beyond the first full batch waiting in the scheduler when SIGTERM arrives.
-    flags = ("--mode", "static", "--max-batch", "4", "--max-wait-ms", "3000", "--max-queue", "64")
+    # max_batch above the request count and a long max_wait: all of them wait in the scheduler when SIGTERM arrives
+    # (with a batch that fills, the first batches could finish before the last request is even accepted).
+    flags = ("--mode", "static", "--max-batch", "16", "--max-wait-ms", "3000", "--max-queue", "64")
     with server(tmp_path, *flags) as (base, proc):
         sentences = [p["sentence"] for p in default_payloads()[:10]]
         async with httpx.AsyncClient(base_url=base, timeout=EXIT_TIMEOUT_S) as client:
             calls = [asyncio.create_task(client.post("/correct", json={"sentence": s})) for s in sentences]
-            await asyncio.wait_for(wait_queued(client, at_least=1, inflight=len(sentences)), 20)
+            await asyncio.wait_for(wait_queued(client, at_least=len(sentences), inflight=len(sentences)), 20)
             proc.send_signal(signal.SIGTERM)
             answers = await asyncio.wait_for(asyncio.gather(*calls), EXIT_TIMEOUT_S)  # none hangs
         for r in answers:

@@ -17,6 +17,7 @@ import pytest
 from _service_fakes import FakeAgent, client_for, config, error_of, serving, wait_entered, wait_until
 
 from miniserve.app import create_app
+from miniserve.config import DEFAULT_TORCH_THREADS
 
 BODY = {"sentence": "I goed home."}
 
@@ -148,7 +149,9 @@ async def test_lifespan_sets_torch_threads_from_config(tmp_path):
     before = torch.get_num_threads()
     try:
         async with serving(config(tmp_path, mode="static"), FakeAgent()) as (_, app):
-            assert app.state.service.config.torch_threads == 2  # the static default
+            assert app.state.service.config.torch_threads == DEFAULT_TORCH_THREADS["static"]
+            assert torch.get_num_threads() == DEFAULT_TORCH_THREADS["static"]
+        async with serving(config(tmp_path, mode="static", torch_threads=2), FakeAgent()):
             assert torch.get_num_threads() == 2
         async with serving(config(tmp_path, mode="unbatched", torch_threads=1), FakeAgent()):
             assert torch.get_num_threads() == 1
