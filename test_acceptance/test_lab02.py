@@ -20,6 +20,8 @@ def verdict(judged, criterion: str, config: str | None = None) -> criteria.Verdi
 
 
 def check(v: criteria.Verdict) -> None:
+    if not v.passed and v.inconclusive:
+        pytest.xfail(f"inconclusive, {v.criterion}: {v.message}")
     if not v.passed:
         pytest.fail(f"{v.criterion}: {v.message}", pytrace=False)
 

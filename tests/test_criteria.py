@@ -40,6 +40,14 @@ def test_gain_fails_below_one_and_a_half_times_baseline() -> None:
     assert "100.0" in v["static-4-10"].message and "1.49x" in v["static-4-10"].message
     assert v["static-8-20"].passed
     assert v["static-4-10"].numbers["ratio"] == pytest.approx(1.49)
+    # runs spread +-5%: the best static run (156.5) over the worst baseline run (95) reaches 1.5x -> inconclusive
+    assert v["static-4-10"].inconclusive and "within run-to-run spread" in v["static-4-10"].message
+
+
+def test_gain_clear_miss_is_not_inconclusive() -> None:
+    tput = {**GOOD_THROUGHPUT, "static-4-10": 120.0}
+    v = by_config(criteria.throughput_gain(results(throughput=tput)))["static-4-10"]
+    assert not v.passed and not v.inconclusive  # best run 126 / worst baseline 95 = 1.33x: a real failure
 
 
 def test_gain_fails_when_a_config_or_the_baseline_is_missing() -> None:
