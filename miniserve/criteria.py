@@ -163,10 +163,32 @@ def saturation(results: SweepResults) -> Verdict:
                            f"{curve[later]:.1f} req/s, is {gain:+.1%}); req/s by max_batch: {shape}", numbers)
     last, prev = sizes[-1], sizes[-2]
     step = curve[last] / curve[prev] - 1 if curve[prev] > 0 else float("inf")
+    # Inconclusive when the runs allow a knee: some b whose best run is within 10% of every larger b's worst run.
+    lo, hi = _run_extremes(results)
+    unsure = any(
+        hi.get(b, 0) > 0 and max(lo.get(s, 0.0) for s in sizes[i + 1:]) < (1 + SATURATION_GAIN) * hi[b]
+        for i, b in enumerate(sizes[:-1])
+    )
     numbers.update(last_step_gain=step)
+    spread = "; the runs' spread allows a knee, so this is within noise" if unsure else ""
     return Verdict(name, None, False, f"throughput has not flattened: max_batch={prev} -> {last} still gains "
                    f"{step:+.1%} (>= {SATURATION_GAIN:.0%}), and no smaller max_batch is within "
-                   f"{SATURATION_GAIN:.0%} of everything after it; req/s by max_batch: {shape}", numbers)
+                   f"{SATURATION_GAIN:.0%} of everything after it; req/s by max_batch: {shape}{spread}", numbers,
+                   inconclusive=unsure)
+
+
+def _run_extremes(results: SweepResults) -> tuple[dict[int, float], dict[int, float]]:
+    """Per max_batch, the worst and the best closed-loop run (over max_wait_ms values, the best config's)."""
+    lo: dict[int, float] = {}
+    hi: dict[int, float] = {}
+    best_median: dict[int, float] = {}
+    for row in results.static:
+        spread = row.closed.throughput_rps if row.closed else None
+        b = row.config.max_batch
+        if spread is None or b is None or spread.median < best_median.get(b, float("-inf")):
+            continue
+        best_median[b], lo[b], hi[b] = spread.median, spread.min, spread.max
+    return lo, hi
 
 
 def _status_text(statuses: dict[str, int]) -> str:

@@ -91,6 +91,14 @@ def test_saturation_fails_while_throughput_still_climbs() -> None:
     v = criteria.saturation(results(throughput=tput))
     assert not v.passed
     assert "max_batch=16 -> 32" in v.message and "+15.4%" in v.message and "300.0" in v.message
+    # runs spread +-5%: 16's best run (273) is within 10% of 32's worst (285), so the runs allow a knee
+    assert v.inconclusive
+
+
+def test_saturation_clear_climb_is_not_inconclusive() -> None:
+    tput = {**GOOD_THROUGHPUT, "static-8-20": 150.0, "static-16-20": 200.0, "static-32-50": 300.0}
+    v = criteria.saturation(results(throughput=tput))
+    assert not v.passed and not v.inconclusive  # 16's best 210 x 1.1 = 231 < 32's worst 285
 
 
 def test_saturation_passes_when_the_largest_is_best_by_less_than_ten_percent() -> None:
