@@ -40,7 +40,7 @@ KNOWN_FAILURES = {
         "its 20-25 ms service time) while static configs with max_batch >= 4 have spare capacity there; the lab's "
         "own example measured at about 1/5 of the baseline's throughput"),
     "saturation": (
-        "the 16 -> 32 step sits on the 10% line: +8.9% in the committed run, -12% and +17% in two CI dry runs of the "
+        "the 16 -> 32 step: +8.9% in the committed run, -12%, +17% and +30% in three CI dry runs of the "
         "same code; with 50 clients a max_batch of 32 averages 25 requests, so the curve is nearly flat but not "
         "reliably under 10%"),
     "max_batch_1_matches_baseline": (
