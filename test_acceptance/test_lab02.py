@@ -41,8 +41,8 @@ KNOWN_FAILURES = {
         "own example measured at about 1/5 of the baseline's throughput"),
     "saturation": (
         "the 16 -> 32 step: +8.9% in the committed run, -12%, +17% and +30% in three CI dry runs of the "
-        "same code; with 50 clients a max_batch of 32 averages 25 requests, so the curve is nearly flat but not "
-        "reliably under 10%"),
+        "same code; with 50 clients a max_batch of 32 averages 25 requests, and whether the curve flattens by 32 is "
+        "not settled"),
     "max_batch_1_matches_baseline": (
         "static (1, 0) runs one model call at a time while the baseline's 2 workers overlap two; 0.84x in the "
         "committed run against a 0.85x limit, with configurations measured minutes apart"),
