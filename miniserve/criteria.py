@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from miniserve.sweep_results import ConfigResult, SweepConfig, SweepResults
+from miniserve.sweep_results import ConfigResult, Spread, SweepConfig, SweepResults
 
 GAIN_MIN_BATCH = 4  # the throughput-gain and p95 criteria apply to every static max_batch >= this
 GAIN_FACTOR = 1.5  # throughput >= 1.5 x baseline
@@ -139,11 +139,8 @@ def saturation(results: SweepResults) -> Verdict:
     """
     name = "saturation"
     missing = [c.label for c in results.params.config_list if not c.is_baseline and _tput(results.get(c.key)) is None]
-    curve: dict[int, float] = {}
-    for row in results.static:
-        t = _tput(row)
-        if t is not None and row.config.max_batch is not None:
-            curve[row.config.max_batch] = max(t, curve.get(row.config.max_batch, t))
+    best = _best_per_batch(results)
+    curve = {b: spread.median for b, spread in best.items()}
     sizes = sorted(curve)
     shape = ", ".join(f"{b}: {curve[b]:.1f}" for b in sizes)
     numbers = {"throughput_by_max_batch": {str(b): curve[b] for b in sizes}, "threshold": SATURATION_GAIN}
@@ -164,9 +161,8 @@ def saturation(results: SweepResults) -> Verdict:
     last, prev = sizes[-1], sizes[-2]
     step = curve[last] / curve[prev] - 1 if curve[prev] > 0 else float("inf")
     # Inconclusive when the runs allow a knee: some b whose best run is within 10% of every larger b's worst run.
-    lo, hi = _run_extremes(results)
     unsure = any(
-        hi.get(b, 0) > 0 and max(lo.get(s, 0.0) for s in sizes[i + 1:]) < (1 + SATURATION_GAIN) * hi[b]
+        best[b].max > 0 and max(best[s].min for s in sizes[i + 1:]) < (1 + SATURATION_GAIN) * best[b].max
         for i, b in enumerate(sizes[:-1])
     )
     numbers.update(last_step_gain=step)
@@ -177,18 +173,16 @@ def saturation(results: SweepResults) -> Verdict:
                    inconclusive=unsure)
 
 
-def _run_extremes(results: SweepResults) -> tuple[dict[int, float], dict[int, float]]:
-    """Per max_batch, the worst and the best closed-loop run (over max_wait_ms values, the best config's)."""
-    lo: dict[int, float] = {}
-    hi: dict[int, float] = {}
-    best_median: dict[int, float] = {}
+def _best_per_batch(results: SweepResults) -> dict[int, Spread]:
+    """Per static max_batch, the closed-loop throughput spread of its best configuration (highest median) -- the
+    curve T(b) and, for the noise check, that configuration's worst and best run."""
+    best: dict[int, Spread] = {}
     for row in results.static:
         spread = row.closed.throughput_rps if row.closed else None
         b = row.config.max_batch
-        if spread is None or b is None or spread.median < best_median.get(b, float("-inf")):
-            continue
-        best_median[b], lo[b], hi[b] = spread.median, spread.min, spread.max
-    return lo, hi
+        if spread is not None and b is not None and (b not in best or spread.median > best[b].median):
+            best[b] = spread
+    return best
 
 
 def _status_text(statuses: dict[str, int]) -> str:
