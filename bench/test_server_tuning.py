@@ -1,10 +1,11 @@
 """How many model threads and torch intra-op threads each server mode should use, measured, not guessed.
 
 On 2 cores the choices pull against each other: several unbatched workers overlap one request's Python work with
-another's kernels, but two workers with two torch threads each oversubscribe the cores; one static batch is a
-single call that may or may not profit from a second intra-op thread. The defaults in miniserve/config.py come
-from this benchmark (one closed-loop run per variant at the sweep's concurrency); the sweep's baseline is the
-unbatched default, so a weak baseline would show up here as a variant that beats it.
+another's kernels (static mode: two batches at once, for the same reason), but two calls with two torch threads
+each oversubscribe the cores; one static batch is a single call that may or may not profit from a second intra-op
+thread. The defaults in miniserve/config.py come from this benchmark (one closed-loop run per variant at the sweep's
+concurrency); the sweep's baseline is the unbatched default, so a weak baseline would show up here as a variant
+that beats it.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ VARIANTS = {  # name -> (sweep config, server environment)
     "unbatched-w1-t2": ("baseline", {"MINISERVE_WORKERS": "1", "MINISERVE_TORCH_THREADS": "2"}),
     "unbatched-w2-t1": ("baseline", {"MINISERVE_WORKERS": "2", "MINISERVE_TORCH_THREADS": "1"}),
     "unbatched-w4-t1": ("baseline", {"MINISERVE_WORKERS": "4", "MINISERVE_TORCH_THREADS": "1"}),
-    "static-8:20-t1": ("8:20", {"MINISERVE_TORCH_THREADS": "1"}),
-    "static-8:20-t2": ("8:20", {"MINISERVE_TORCH_THREADS": "2"}),
-    "static-32:50-t1": ("32:50", {"MINISERVE_TORCH_THREADS": "1"}),
-    "static-32:50-t2": ("32:50", {"MINISERVE_TORCH_THREADS": "2"}),
+    "static-8:20-w1-t1": ("8:20", {"MINISERVE_WORKERS": "1", "MINISERVE_TORCH_THREADS": "1"}),
+    "static-8:20-w1-t2": ("8:20", {"MINISERVE_WORKERS": "1", "MINISERVE_TORCH_THREADS": "2"}),
+    "static-8:20-w2-t1": ("8:20", {"MINISERVE_WORKERS": "2", "MINISERVE_TORCH_THREADS": "1"}),
+    "static-32:50-w1-t1": ("32:50", {"MINISERVE_WORKERS": "1", "MINISERVE_TORCH_THREADS": "1"}),
+    "static-32:50-w1-t2": ("32:50", {"MINISERVE_WORKERS": "1", "MINISERVE_TORCH_THREADS": "2"}),
+    "static-32:50-w2-t1": ("32:50", {"MINISERVE_WORKERS": "2", "MINISERVE_TORCH_THREADS": "1"}),
 }
 
 

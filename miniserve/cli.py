@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-batch", type=int, default=None)
     s.add_argument("--max-wait-ms", type=float, default=None)
     s.add_argument("--max-queue", type=int, default=None)
-    s.add_argument("--workers", type=int, default=None, help="unbatched: model worker threads")
+    s.add_argument("--workers", type=int, default=None,
+                   help="model calls at once: unbatched requests, or static batches (default per mode)")
     s.add_argument("--torch-threads", type=int, default=None)
     s.add_argument("--max-inflight", type=int, default=None, help="unbatched: accepted requests before 503")
     s.add_argument("--request-timeout-s", type=float, default=None, help="per-request deadline (504 past it)")

@@ -13,14 +13,20 @@ from miniserve.memory import default_db_path  # the agent's own default, so CLI 
 Mode = Literal["unbatched", "static"]
 MODES: tuple[str, ...] = ("unbatched", "static")
 
-# Measured by bench/test_server_tuning.py in the committed sweep (experiments/2026-11-28-phase-33-lab-02; closed loop
-# c=50, 500 requests, one run each, 2 cores shared with the load generator):
-#   unbatched  workers 1 x 1 thread 36.3 req/s | 1 x 2: 23.1 | 2 x 1: 36.4 | 4 x 1: 33.4
-#   static     (8, 20) 1 thread 98.0, 2 threads 87.7 | (32, 50) 1 thread 173.0, 2 threads 199.9
-# A second intra-op thread hurts unbatched and mid-size batches and helps only the largest; one thread is also the
-# choice that cannot collapse when another process holds a core. Unbatched: 2 workers (one runs kernels while the
-# other holds the GIL for Python work; 4 only add contention).
+# Measured on 2 cores shared with the load generator (closed loop c=50, 500 requests; bench/test_server_tuning.py
+# re-measures these in every sweep):
+# - torch threads, one run per variant: unbatched 1 worker x 1 thread 36.3 req/s | 1 x 2: 23.1 | 2 x 1: 36.4 |
+#   4 x 1: 33.4; static (8, 20) 1 thread 98.0, 2 threads 87.7 | (32, 50) 1 thread 173.0, 2 threads 199.9. A second
+#   intra-op thread hurts unbatched and mid-size batches and helps only the largest; one thread is also the choice
+#   that cannot collapse when another process holds a core.
+# - workers, all servers up at once and runs interleaved round-robin (3 rounds, median req/s): unbatched 2 workers
+#   51.8, 1 worker 49.8; static 1 -> 2 batches at once: (4, 10) 86.0 -> 99.4 | (8, 20) 116.7 -> 151.7 |
+#   (16, 20) 173.4 -> 271.0 | (32, 50) 228.6 -> 281.6; max_batch=1: 51.7 -> 50.3. Two model calls at once let one
+#   run kernels while the other holds the GIL for Python work, for single requests and batches alike; 4 only add
+#   contention. Both modes therefore run the same executor (2 calls at once), and differ only in batching.
 DEFAULT_TORCH_THREADS: dict[str, int] = {"unbatched": 1, "static": 1}
+# Model calls running at once: unbatched requests, or static batches (each its own engine loop over one queue).
+DEFAULT_WORKERS: dict[str, int] = {"unbatched": 2, "static": 2}
 
 
 @dataclass(slots=True)
@@ -30,8 +36,8 @@ class ServerConfig:
     max_batch: int = 8
     max_wait_ms: float = 20.0
     max_queue: int = 256  # static: requests waiting for a batch; beyond it -> 503
+    workers: int | None = None  # model calls at once (unbatched: requests, static: batches); None: DEFAULT_WORKERS
     # unbatched mode
-    workers: int = 2  # model threads
     max_inflight: int = 256  # accepted /correct requests (queued in the pool + running); beyond it -> 503
     torch_threads: int | None = None  # None: DEFAULT_TORCH_THREADS[mode]
     request_timeout_s: float = 30.0  # from the handler's start to the answer; past it -> 504
@@ -44,6 +50,8 @@ class ServerConfig:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.workers is None:
+            self.workers = DEFAULT_WORKERS[self.mode]
         for name in ("max_batch", "max_queue", "workers", "max_inflight", "max_body_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -1,4 +1,4 @@
-"""Static request batching: queue requests, run them through batch_fn in batches, one batch at a time.
+"""Static request batching: queue requests, run them through batch_fn in batches, `max_running` batches at a time.
 
 The engine loop is schedule -> run -> deliver (as in nano-vllm). Only `StaticBatchPolicy` decides *what* goes into
 the next batch and *when* it closes; a continuous-batching scheduler would replace that decision, not the loop.
@@ -81,15 +81,18 @@ class StaticBatchPolicy:
 
 
 class StaticBatchScheduler(Generic[In, Out]):
-    """Batches `submit`ted items through `batch_fn(items) -> results` (same order), one batch at a time.
+    """Batches `submit`ted items through `batch_fn(items) -> results` (same order), up to `max_running` at once.
 
-    Bounds: at most max_queue requests wait (QueueFull beyond), plus at most max_batch in the running batch.
+    max_running is the number of engine loops sharing the queue: while one loop's batch runs in a worker thread,
+    another collects and runs the next, exactly as the unbatched server's `workers` threads overlap requests.
+    Bounds: at most max_queue requests wait (QueueFull beyond), plus at most max_batch in each running batch.
     max_queue must be >= max_batch: a smaller queue could never fill a batch, so every batch would silently pay
     the full max_wait. max_batch=1, max_wait_ms=0 degenerates to one request per batch_fn call, no waiting.
     """
 
     def __init__(self, batch_fn: Callable[[list[In]], list[Out]], max_batch: int, max_wait_ms: float,
-                 max_queue: int, *, on_batch: Callable[[int, float], None] | None = None) -> None:
+                 max_queue: int, *, max_running: int = 1,
+                 on_batch: Callable[[int, float], None] | None = None) -> None:
         if not callable(batch_fn):
             raise TypeError("batch_fn must be callable")
         if not _is_int(max_batch) or max_batch < 1:
@@ -99,16 +102,19 @@ class StaticBatchScheduler(Generic[In, Out]):
             raise ValueError(f"max_wait_ms must be a finite number >= 0, got {max_wait_ms!r}")
         if not _is_int(max_queue) or max_queue < max_batch:
             raise ValueError(f"max_queue must be an int >= max_batch ({max_batch}), got {max_queue!r}")
+        if not _is_int(max_running) or max_running < 1:
+            raise ValueError(f"max_running must be an int >= 1, got {max_running!r}")
         self._batch_fn = batch_fn
         self._on_batch = on_batch
         self._policy = StaticBatchPolicy(max_batch, max_wait_ms / 1000.0)
         self.max_batch = max_batch
         self.max_wait_ms = max_wait_ms
         self.max_queue = max_queue
+        self.max_running = max_running
         self._waiting: deque[_Request[In, Out]] = deque()
         self._wakeup = asyncio.Event()  # set on anything that can change the scheduling decision
         self._closing = False
-        self._task: asyncio.Task[None] | None = None
+        self._task: asyncio.Future[list[None]] | None = None
 
     @property
     def depth(self) -> int:
@@ -118,7 +124,9 @@ class StaticBatchScheduler(Generic[In, Out]):
     async def start(self) -> None:
         if self._task is not None:
             return
-        self._task = asyncio.get_running_loop().create_task(self._loop(), name="miniserve-scheduler")
+        loop = asyncio.get_running_loop()
+        self._task = asyncio.gather(
+            *(loop.create_task(self._loop(), name=f"miniserve-scheduler-{i}") for i in range(self.max_running)))
 
     async def submit(self, item: In, timeout_s: float | None = None) -> Out:
         """Queue `item` and wait for its result; `timeout_s` bounds only the time spent waiting in the queue."""

@@ -116,7 +116,8 @@ class StaticRunner:
     def __init__(self, agent: Any, config: ServerConfig, on_batch: Callable[[int, float], None]) -> None:
         self._agent = agent
         self.scheduler: StaticBatchScheduler[CorrectRequest, Any] = StaticBatchScheduler(
-            self._batch, config.max_batch, config.max_wait_ms, config.max_queue, on_batch=on_batch)
+            self._batch, config.max_batch, config.max_wait_ms, config.max_queue, max_running=config.workers,
+            on_batch=on_batch)
 
     def _batch(self, items: list[CorrectRequest]) -> list[Any]:
         return self._agent.correct_batch([r.sentence for r in items], [r.learner_id for r in items])

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from miniserve.config import DEFAULT_TORCH_THREADS, ServerConfig
+from miniserve.config import DEFAULT_TORCH_THREADS, DEFAULT_WORKERS, ServerConfig
 from miniserve.memory import default_db_path
 from miniserve.serve import config_from_args
 
@@ -14,6 +14,9 @@ from miniserve.serve import config_from_args
 def test_defaults_follow_the_mode():
     assert ServerConfig().torch_threads == 1  # unbatched: workers share the cores
     assert ServerConfig(mode="static").torch_threads == DEFAULT_TORCH_THREADS["static"]
+    assert (ServerConfig().workers, ServerConfig(mode="static").workers) == (DEFAULT_WORKERS["unbatched"],
+                                                                             DEFAULT_WORKERS["static"])
+    assert ServerConfig(mode="static", workers=3).workers == 3
     assert ServerConfig().max_body_bytes == 65536
     assert ServerConfig().db_path == default_db_path()
 
@@ -23,7 +26,7 @@ def test_from_env_reads_typed_fields():
                                  "2.5", "MINISERVE_MAX_QUEUE": "64", "MINISERVE_WEIGHTS_DIR": "/w", "OTHER": "x",
                                  "MINISERVE_WORKERS": " "})
     assert (cfg.mode, cfg.max_batch, cfg.max_wait_ms, cfg.max_queue, cfg.weights_dir) == ("static", 16, 2.5, 64, "/w")
-    assert cfg.workers == 2  # blank means unset
+    assert cfg.workers == DEFAULT_WORKERS["static"]  # blank means unset
     assert cfg.torch_threads == DEFAULT_TORCH_THREADS["static"]
 
 

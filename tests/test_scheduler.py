@@ -18,10 +18,22 @@ class FakeModel:
         self.gate = threading.Event()
         self.gate.set()
         self.fail_calls, self.wrong_count_calls = fail_calls, wrong_count_calls
+        self._lock = threading.Lock()
+        self.running = self.most_running = 0
 
     def __call__(self, items: list[int]) -> list[int]:
-        call = len(self.batches)
-        self.batches.append(list(items))
+        with self._lock:
+            call = len(self.batches)
+            self.batches.append(list(items))
+            self.running += 1
+            self.most_running = max(self.most_running, self.running)
+        try:
+            return self._answer(call, items)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+    def _answer(self, call: int, items: list[int]) -> list[int]:
         assert self.gate.wait(5), "test left the gate closed"
         if call in self.fail_calls:
             raise RuntimeError("model exploded")
@@ -205,6 +217,44 @@ async def test_many_concurrent_submitters_each_answered_exactly_once():
     assert sorted(x for b in fake.batches for x in b) == list(range(1000))
     assert max(len(b) for b in fake.batches) <= 16
     await sched.shutdown()
+
+
+async def test_max_running_batches_run_at_once_and_never_more():
+    fake = FakeModel()
+    sched = await started(fake, max_batch=2, max_wait_ms=0, max_running=2)
+    fake.gate.clear()
+    tasks = [asyncio.create_task(sched.submit(i)) for i in range(7)]
+    # Two engine loops: two batches enter the model together; the rest wait in the queue, not in a third batch.
+    await wait_until(lambda: fake.running == 2 and sched.depth == 3)
+    await asyncio.sleep(0.02)
+    assert len(fake.batches) == 2 and fake.most_running == 2
+    fake.gate.set()
+    assert await asyncio.wait_for(asyncio.gather(*tasks), 2) == [i * 10 for i in range(7)]
+    assert fake.most_running == 2 and all(len(b) <= 2 for b in fake.batches)
+    assert sorted(x for b in fake.batches for x in b) == list(range(7))
+    await sched.shutdown()
+
+
+async def test_shutdown_with_several_loops_drains_everything_once():
+    fake = FakeModel()
+    sched = await started(fake, max_batch=3, max_wait_ms=10_000, max_running=3)
+    fake.gate.clear()
+    tasks = [asyncio.create_task(sched.submit(i)) for i in range(20)]
+    await wait_until(lambda: fake.running == 3)
+    stopping = asyncio.create_task(sched.shutdown())
+    await asyncio.sleep(0.01)
+    fake.gate.set()
+    await asyncio.wait_for(stopping, 2)
+    assert [t.result() for t in tasks] == [i * 10 for i in range(20)]
+    assert sorted(x for b in fake.batches for x in b) == list(range(20))
+    with pytest.raises(ShuttingDown):
+        await sched.submit(1)
+
+
+def test_constructor_rejects_bad_max_running():
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError):
+            StaticBatchScheduler(FakeModel(), 2, 5, 10, max_running=bad)
 
 
 @pytest.mark.parametrize("args", [(0, 5, 10), (2, -1, 10), (2, float("nan"), 10), (4, 5, 3), (1.5, 5, 10),

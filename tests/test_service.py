@@ -23,7 +23,8 @@ BODY = {"sentence": "I goed home."}
 
 
 @pytest.mark.parametrize(("mode", "bounds"), [("unbatched", {"workers": 1, "max_inflight": 2}),
-                                              ("static", {"max_batch": 1, "max_wait_ms": 0, "max_queue": 1})])
+                                              ("static", {"workers": 1, "max_batch": 1, "max_wait_ms": 0,
+                                                          "max_queue": 1})])
 async def test_over_the_admission_bound_is_503_with_retry_after(tmp_path, mode, bounds):
     gate = threading.Event()
     agent = FakeAgent(gate=gate)
