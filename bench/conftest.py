@@ -1,8 +1,8 @@
 """Server fixtures for the sweep: a real `python -m miniserve serve` process per configuration.
 
 Each server gets a free loopback port, its own process group (so stopping it stops everything it started) and a
-log file; the fixture waits for /readyz, warms the server up, and always stops it -- SIGTERM, then SIGKILL after a
-grace period -- even when a test fails. Whatever is still running at session end is killed by the top-level
+log file; the fleet waits for /readyz, warms the server up, keeps it for the session's interleaved runs, and always
+stops it -- SIGTERM, then SIGKILL after a grace period -- even when a test fails. Whatever is still running at session end is killed by the top-level
 conftest. The load itself comes from miniserve.loadgen, run on uvloop like `miniserve loadtest`.
 """
 
@@ -31,7 +31,7 @@ from miniserve.sweep_results import SweepConfig
 STOP_GRACE_S = 20.0  # idle servers exit at once on SIGTERM; this only bounds a stuck one
 # The ServerConfig fields that shape each mode's performance (unbatched: a thread pool; static: one batch at a time).
 SERVER_FIELDS = {"unbatched": ("torch_threads", "workers", "max_inflight", "request_timeout_s"),
-                 "static": ("torch_threads", "max_queue", "request_timeout_s")}
+                 "static": ("torch_threads", "workers", "max_queue", "request_timeout_s")}
 
 
 def run_async(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -153,40 +153,82 @@ def server_log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("servers")
 
 
-@pytest.fixture(scope="module")
-def server(request: pytest.FixtureRequest, sweep_store: Any, progress: Any, payloads: list[dict],
-           server_log_dir: Path) -> Iterator[ServerProcess]:
-    """Parametrized (indirectly, by bench/test_sweep.py) with a configuration key; one live server per config."""
-    params = sweep_store.params
-    config = next(c for c in params.config_list if c.key == request.param)
-    srv = start_server(config, server_log_dir)
-    sweep_store.server_pids.add(srv.proc.pid)
-    try:
-        ready_s, problem = 0.0, None
+class Fleet:
+    """One live server per configuration, all up at once, so the sweep can interleave their runs (run 1 of every
+    configuration, then run 2, ...): a slow minute on a shared machine then lands on every configuration's run of
+    that round instead of on all runs of one configuration, and the ratios the criteria take stay side by side.
+    A server starts (and is warmed up) the first time a test asks for it; a failed start fails that
+    configuration's tests with the server log, not the others'."""
+
+    def __init__(self, params: Any, log_dir: Path, payloads: list[dict], progress: Any, ready_timeout_s: float,
+                 pids: set[int]) -> None:
+        self.params, self.log_dir, self.payloads, self.progress = params, log_dir, payloads, progress
+        self.ready_timeout_s, self.pids = ready_timeout_s, pids
+        self.servers: dict[str, ServerProcess] = {}
+        self.failed: dict[str, str] = {}
+
+    def get(self, key: str) -> ServerProcess:
+        if key in self.failed:
+            pytest.fail(self.failed[key], pytrace=False)
+        srv = self.servers.get(key)
+        if srv is not None:
+            if not srv.alive():
+                self._fail(key, f"{srv.config.label}: the server has exited (code {srv.proc.returncode})", srv)
+            return srv
+        config = next(c for c in self.params.config_list if c.key == key)
+        srv = start_server(config, self.log_dir)
+        self.servers[key] = srv
+        self.pids.add(srv.proc.pid)
         try:
-            ready_s = srv.wait_ready(request.config.getoption("server_ready_timeout"))
+            ready_s = srv.wait_ready(self.ready_timeout_s)
         except RuntimeError as e:
-            problem = str(e)
-        if problem:
-            pytest.fail(f"{problem}\n--- server log {srv.log_path} ---\n{srv.log_tail()}", pytrace=False)
-        warmup = max(2 * (config.max_batch or 1) + 20, params.concurrency)
-        records = srv.closed_loop(min(params.concurrency, warmup), warmup, payloads)
+            self._fail(key, str(e), srv)
+        warmup = max(2 * (config.max_batch or 1) + 20, self.params.concurrency)
+        records = srv.closed_loop(min(self.params.concurrency, warmup), warmup, self.payloads)
         if not srv.alive():
-            pytest.fail(f"{config.label}: the server died during the warm-up (exit {srv.proc.returncode})\n"
-                        f"--- server log {srv.log_path} ---\n{srv.log_tail()}", pytrace=False)
+            self._fail(key, f"{config.label}: the server died during the warm-up (exit {srv.proc.returncode})", srv)
         # A slow or erroring warm-up is not a reason to skip the measurement: the runs record the same trouble
         # as data (status counts), which the acceptance criteria then report with numbers.
         statuses = loadgen.summarize(records).to_dict()["by_status"]
         srv.info["warmup"] = {"requests": warmup, "by_status": statuses}
         info = ", ".join(f"{k} {v}" for k, v in srv.info.items() if k != "warmup")
         ok = "ok" if statuses == {"200": warmup} else f"NOT all 200: {statuses}"
-        progress(f"[{config.key}] server up on port {srv.port} (pid {srv.proc.pid}) in {ready_s:.1f} s; {info}; "
-                 f"warm-up {warmup} requests {ok}; log {srv.log_path}")
-        yield srv
+        self.progress(f"[{key}] server up on port {srv.port} (pid {srv.proc.pid}) in {ready_s:.1f} s; {info}; "
+                      f"warm-up {warmup} requests {ok}; log {srv.log_path}")
+        return srv
+
+    def _fail(self, key: str, problem: str, srv: ServerProcess) -> None:
+        self.failed[key] = f"{problem}\n--- server log {srv.log_path} ---\n{srv.log_tail()}"
+        self._stop(key)
+        pytest.fail(self.failed[key], pytrace=False)
+
+    def _stop(self, key: str) -> None:
+        srv = self.servers.pop(key, None)
+        if srv is not None:
+            code = srv.stop()
+            self.pids.discard(srv.proc.pid)
+            self.progress(f"[{key}] server stopped (exit code {code})")
+
+    def stop_all(self) -> None:
+        for key in list(self.servers):
+            self._stop(key)
+
+
+@pytest.fixture(scope="session")
+def fleet(request: pytest.FixtureRequest, sweep_store: Any, progress: Any, payloads: list[dict],
+          server_log_dir: Path) -> Iterator[Fleet]:
+    f = Fleet(sweep_store.params, server_log_dir, payloads, progress,
+              request.config.getoption("server_ready_timeout"), sweep_store.server_pids)
+    try:
+        yield f
     finally:
-        code = srv.stop()
-        sweep_store.server_pids.discard(srv.proc.pid)
-        progress(f"[{config.key}] server stopped (exit code {code})")
+        f.stop_all()
+
+
+@pytest.fixture
+def server(fleet: Fleet, config_key: str) -> ServerProcess:
+    """The live server of the test's configuration (bench/test_sweep.py parametrizes `config_key`)."""
+    return fleet.get(config_key)
 
 
 @pytest.hookimpl(wrapper=True)

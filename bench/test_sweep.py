@@ -1,9 +1,12 @@
 """Lab 02's batching sweep: closed- and open-loop load against a real server per configuration.
 
-Per configuration (the unbatched baseline first, then static (max_batch, max_wait_ms)):
-- closed loop: `--sweep-concurrency` clients, `--sweep-total` requests, `--sweep-runs` runs, each timed by
-  pytest-benchmark (one round per run); per run the latency percentiles, throughput, status counts, wall time, and
-  the run's delta of the server's miniserve_batch_size histogram (read from /metrics before and after).
+All configurations' servers stay up for the session and their runs are interleaved: closed-loop run 1 of every
+configuration (the unbatched baseline first, then static (max_batch, max_wait_ms)), then run 2, ..., then the open
+loop the same way. Each run is one benchmark (one pytest-benchmark round), so machine noise in one stretch of time
+hits one run of every configuration, and every ratio the criteria take is measured side by side.
+- closed loop: `--sweep-concurrency` clients, `--sweep-total` requests, `--sweep-runs` runs per configuration; per
+  run the latency percentiles, throughput, status counts, wall time, and the run's delta of the server's
+  miniserve_batch_size histogram (read from /metrics before and after).
 - open loop: Poisson arrivals at half the baseline's median closed-loop throughput measured in this session, for
   `--open-loop-duration` seconds, `--sweep-runs` runs (seed = run index, so every configuration gets the same
   arrival sequences).
@@ -25,13 +28,17 @@ CDF_MAX_BATCH = 8  # per-request latencies are kept for the baseline and this ma
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "server" not in metafunc.fixturenames:
+    if "config_key" not in metafunc.fixturenames:
         return
-    keys = [c.key for c in parse_configs(metafunc.config.getoption("sweep_configs"))]  # baseline first
-    if metafunc.definition.name == "test_loadgen_ceiling":
-        keys = keys[:1]  # index 0 in every list: pytest reuses the baseline's server for it
     # keys, not SweepConfig objects, so the benchmark JSON's "params" stay plain strings
-    metafunc.parametrize("server", keys, indirect=True, scope="module")
+    keys = [c.key for c in parse_configs(metafunc.config.getoption("sweep_configs"))]  # baseline first
+    if "run" not in metafunc.fixturenames:  # the calibration: once, against the baseline's server
+        metafunc.parametrize("config_key", keys[:1])
+        return
+    runs = range(1, metafunc.config.getoption("sweep_runs") + 1)
+    # Run-major order: round r measures every configuration before round r + 1 starts.
+    metafunc.parametrize(("run", "config_key"), [(r, k) for r in runs for k in keys],
+                         ids=[f"r{r}-{k}" for r in runs for k in keys])
 
 
 def batch_histogram(server: Any) -> dict[str, Any]:
@@ -77,59 +84,58 @@ def _base_info(server: Any, kind: str) -> dict[str, Any]:
             "server": dict(server.info), "runs": []}
 
 
-def test_closed_loop(server: Any, benchmark: Any, sweep_store: Any, payloads: list[dict], progress: Any,
+def test_closed_loop(run: int, server: Any, benchmark: Any, sweep_store: Any, payloads: list[dict], progress: Any,
                      request: pytest.FixtureRequest) -> None:
     p, config = sweep_store.params, server.config
     info = _base_info(server, "closed_loop") | {"concurrency": p.concurrency, "total": p.total}
-    kept: dict[int, list[float]] = {}
+    kept: list[list[float]] = []
 
     def run_once() -> None:
         before = batch_histogram(server)
         records = server.closed_loop(p.concurrency, p.total, payloads)
-        run = run_record(len(info["runs"]) + 1, records, histogram_delta(before, batch_histogram(server)))
-        info["runs"].append(run)
+        info["runs"].append(run_record(run, records, histogram_delta(before, batch_histogram(server))))
         if wants_cdf(config):
-            kept[run["run"]] = latencies_ms(records)
-        progress(_line(f"{_where(config, sweep_store)} closed loop run {run['run']}/{p.runs}", run))
+            kept.append(latencies_ms(records))
 
     benchmark.group = "closed-loop"
+    benchmark.pedantic(run_once, rounds=1, iterations=1)
+    record = info["runs"][0]
+    progress(_line(f"{_where(config, sweep_store)} closed loop run {run}/{p.runs}", record))
+    if kept:  # the report keeps the median-throughput run's sample for the CDF plot
+        info.update(latencies_ms=kept[0], latencies_run=run)
     benchmark.extra_info.update(info)
-    benchmark.pedantic(run_once, rounds=p.runs, iterations=1)
-    throughputs = [r["throughput_rps"] for r in info["runs"]]
-    if kept:  # the median-throughput run's latencies, for the CDF plot
-        median_run = sorted(info["runs"], key=lambda r: r["throughput_rps"])[len(info["runs"]) // 2]["run"]
-        benchmark.extra_info.update(latencies_ms=kept[median_run], latencies_run=median_run)
     sweep_store.add(request.node.name, benchmark.extra_info)
-    if config.is_baseline:
-        sweep_store.baseline_rps = statistics.median(throughputs)
+    if config.is_baseline and run == p.runs:
+        sweep_store.baseline_rps = statistics.median(
+            r["throughput_rps"] for rec in sweep_store.records if rec["extra_info"].get("kind") == "closed_loop"
+            and rec["extra_info"].get("config") == config.key for r in rec["extra_info"]["runs"])
     assert server.alive(), f"the {config.label} server died during the closed loop (exit {server.proc.returncode})"
-    assert [r["requests"] for r in info["runs"]] == [p.total] * p.runs, "a closed-loop run stopped early"
+    assert record["requests"] == p.total, f"closed-loop run {run} stopped early: {record['requests']}/{p.total}"
 
 
-def test_open_loop(server: Any, benchmark: Any, sweep_store: Any, payloads: list[dict], progress: Any,
+def test_open_loop(run: int, server: Any, benchmark: Any, sweep_store: Any, payloads: list[dict], progress: Any,
                    request: pytest.FixtureRequest) -> None:
     p, config = sweep_store.params, server.config
     rate = sweep_store.open_loop_rate_rps
     if rate is None:
         pytest.fail("the open-loop rate is half the baseline's closed-loop throughput measured in this session, "
-                    "and the baseline's closed loop has not completed (did test_closed_loop[baseline] fail?)")
+                    "and the baseline's closed loop has not completed (did test_closed_loop[r*-baseline] fail?)")
     info = _base_info(server, "open_loop") | {"rate_rps": rate, "duration_s": p.open_loop_duration_s}
+    seed = run - 1  # the same arrival sequence for every configuration in a round
 
     def run_once() -> None:
-        i = len(info["runs"])
         before = batch_histogram(server)
-        records = server.open_loop(rate, p.open_loop_duration_s, i, payloads)
-        run = run_record(i + 1, records, histogram_delta(before, batch_histogram(server)))
-        run["seed"] = i
-        info["runs"].append(run)
-        if i == 0 and wants_cdf(config):
+        records = server.open_loop(rate, p.open_loop_duration_s, seed, payloads)
+        record = run_record(run, records, histogram_delta(before, batch_histogram(server)))
+        record["seed"] = seed
+        info["runs"].append(record)
+        if run == 1 and wants_cdf(config):
             info.update(latencies_ms=latencies_ms(records), latencies_run=1)
-        progress(_line(f"{_where(config, sweep_store)} open loop {rate:.1f} req/s run {i + 1}/{p.runs}", run))
 
     benchmark.group = "open-loop"
+    benchmark.pedantic(run_once, rounds=1, iterations=1)
+    progress(_line(f"{_where(config, sweep_store)} open loop {rate:.1f} req/s run {run}/{p.runs}", info["runs"][0]))
     benchmark.extra_info.update(info)
-    benchmark.pedantic(run_once, rounds=p.runs, iterations=1)
-    benchmark.extra_info.update(info)  # the latencies were added while running
     sweep_store.add(request.node.name, benchmark.extra_info)
     assert server.alive(), f"the {config.label} server died during the open loop (exit {server.proc.returncode})"
 

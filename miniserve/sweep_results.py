@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -171,8 +171,20 @@ class LoopResult:
     latencies_run: int | None = None  # which run those are
 
     @classmethod
-    def from_record(cls, info: Mapping[str, Any]) -> LoopResult:
-        runs = list(info.get("runs") or [])
+    def from_records(cls, infos: Sequence[Mapping[str, Any]]) -> LoopResult:
+        """One configuration's loop from its benchmark records: one per run (the interleaved sweep) or one holding
+        every run. The latency sample kept for the CDF is the median-throughput run's (closed loop) or the first
+        run's (open loop), among the runs that recorded one."""
+        runs = sorted((r for info in infos for r in info.get("runs") or []), key=lambda r: r.get("run", 0))
+        samples = {info.get("latencies_run"): info["latencies_ms"] for info in infos if info.get("latencies_ms")}
+        chosen = None
+        if samples:
+            kind = infos[0].get("kind")
+            ranked = sorted((r for r in runs if r.get("run") in samples), key=lambda r: r.get("throughput_rps") or 0)
+            if kind == "closed_loop" and ranked and len(samples) > 1:
+                chosen = ranked[(len(ranked) - 1) // 2].get("run")
+            else:
+                chosen = min(samples, key=lambda k: (k is None, k or 0))
         return cls(
             runs=runs,
             p50_ms=Spread.of(r.get("p50_ms") for r in runs),
@@ -181,9 +193,9 @@ class LoopResult:
             throughput_rps=Spread.of(r.get("throughput_rps") for r in runs),
             statuses=_sum_counts(r.get("by_status") or {} for r in runs),
             requests=sum(int(r.get("requests", 0)) for r in runs),
-            rate_rps=info.get("rate_rps"),
-            latencies_ms=info.get("latencies_ms"),
-            latencies_run=info.get("latencies_run"),
+            rate_rps=infos[0].get("rate_rps"),
+            latencies_ms=samples.get(chosen),
+            latencies_run=chosen,
         )
 
     @property
@@ -240,6 +252,7 @@ class SweepResults:
         """`benchmarks`: entries shaped like the benchmark JSON's (each with "extra_info"); others are ignored."""
         rows = {c.key: ConfigResult(c) for c in params.config_list}
         calibration = None
+        loops: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
         for bench in benchmarks:
             info = bench.get("extra_info") or {}
             kind = info.get("kind")
@@ -255,7 +268,9 @@ class SweepResults:
             config = SweepConfig(info["mode"], info.get("max_batch"), info.get("max_wait_ms"))
             row = rows.setdefault(config.key, ConfigResult(config))
             row.server.update(info.get("server") or {})
-            loop = LoopResult.from_record(info)
+            loops.setdefault((kind, config.key), []).append(info)
+        for (kind, key), infos in loops.items():
+            row, loop = rows[key], LoopResult.from_records(infos)
             if kind == "open_loop":
                 row.open = loop
                 continue

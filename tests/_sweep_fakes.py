@@ -85,3 +85,28 @@ def fake_benchmark_json(throughput: dict[str, float] | None = None, open_p95: di
         "datetime": "2025-11-28T15:00:00+00:00",
         "version": "5.3.1",
     })
+
+
+def per_run_records(doc: dict[str, Any]) -> dict[str, Any]:
+    """The same sweep as the interleaved bench/test_sweep.py records it: one benchmark per run, in run-major order,
+    closed-loop CDF samples on every run of a CDF configuration (offset by run, to tell them apart), open-loop on
+    run 1 only."""
+    doc = copy.deepcopy(doc)
+    split: list[dict[str, Any]] = []
+    for bench in doc["benchmarks"]:
+        info = bench["extra_info"]
+        if info.get("kind") not in ("closed_loop", "open_loop"):
+            split.append(bench)
+            continue
+        sample = info.pop("latencies_ms", None)
+        info.pop("latencies_run", None)
+        for run in info["runs"]:
+            one = dict(info, runs=[run])
+            n = run["run"]
+            if sample is not None and (info["kind"] == "closed_loop" or n == 1):
+                one.update(latencies_ms=[x + 1000 * (n - 1) for x in sample], latencies_run=n)
+            split.append({**bench, "name": bench["name"].replace("[", f"[r{n}-"), "extra_info": one})
+    doc["benchmarks"] = sorted(split, key=lambda b: (b["extra_info"].get("kind") != "closed_loop",
+                                                      b["extra_info"].get("kind") != "open_loop",
+                                                      (b["extra_info"].get("runs") or [{}])[0].get("run", 0)))
+    return doc

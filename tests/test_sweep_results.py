@@ -8,7 +8,7 @@ import pytest
 
 from miniserve.sweep_results import (LAB_CONFIGS, Spread, SweepConfig, SweepParams, SweepResults, histogram_delta,
                                      parse_batch_histogram, parse_configs, stale_reason)
-from tests._sweep_fakes import fake_benchmark_json
+from tests._sweep_fakes import fake_benchmark_json, per_run_records
 
 
 def test_lab_configs_parse_with_the_baseline_first() -> None:
@@ -100,3 +100,22 @@ def test_stale_sweeps_are_refused_with_the_reason() -> None:
     assert "1.0 h old" in stale_reason(doc, "abc", 0.5, now)
     assert "cannot read the current git commit" in stale_reason(doc, None, 24, now)
     assert "no datetime" in stale_reason({"commit_info": {"id": "abc"}}, "abc", 24, now)
+
+
+def test_one_record_per_run_reads_as_the_same_table() -> None:
+    whole = SweepResults.from_benchmark_json(fake_benchmark_json())
+    split = SweepResults.from_benchmark_json(per_run_records(fake_benchmark_json()))
+    assert len([b for b in per_run_records(fake_benchmark_json())["benchmarks"]]) == 7 * 2 * 3 + 1
+    for a, b in zip(whole.configs, split.configs, strict=True):
+        assert a.key == b.key and a.server == b.server and a.batch_hist == b.batch_hist
+        assert a.mean_batch_size == b.mean_batch_size
+        for la, lb in ((a.closed, b.closed), (a.open, b.open)):
+            assert la is not None and lb is not None
+            assert (la.p95_ms, la.throughput_rps, la.statuses, la.requests, la.rate_rps) == \
+                   (lb.p95_ms, lb.throughput_rps, lb.statuses, lb.requests, lb.rate_rps)
+            assert [r["run"] for r in lb.runs] == [1, 2, 3]
+    # the CDF sample: the median-throughput closed-loop run (run 1 of 1.0x, 0.95x, 1.05x), the first open-loop run
+    base = split.baseline
+    assert base is not None and base.closed is not None and base.open is not None
+    assert base.closed.latencies_run == 1 and base.closed.latencies_ms == whole.baseline.closed.latencies_ms
+    assert base.open.latencies_run == 1 and base.open.latencies_ms == whole.baseline.open.latencies_ms

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests._sweep_fakes import fake_benchmark_json
+from tests._sweep_fakes import fake_benchmark_json, per_run_records
 
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,17 +37,21 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
-def test_acceptance_judges_the_sweep_of_the_same_session_and_the_report_follows(project: pytest.Pytester) -> None:
+@pytest.mark.parametrize("per_run", [False, True], ids=["record-per-config", "record-per-run"])
+def test_acceptance_judges_the_sweep_of_the_same_session_and_the_report_follows(project: pytest.Pytester,
+                                                                                  per_run: bool) -> None:
+    doc = per_run_records(fake_benchmark_json()) if per_run else fake_benchmark_json()
+    n = len(doc["benchmarks"])  # 7 configs x 2 loops (x 3 runs when per run) + 1 calibration
     records = project.path / "records.json"
-    records.write_text(json.dumps(fake_benchmark_json()))
+    records.write_text(json.dumps(doc))
     project.mkdir("bench")
     (project.path / "bench" / "test_fake.py").write_text(FAKE_BENCH.format(path=str(records)))
     # acceptance named first on purpose: the conftest must still run it after the sweep
     result = project.runpytest_subprocess("test_acceptance", "bench", "--benchmark-json=out.json",
                                           "--experiment-dir=exp", "-p", "no:cacheprovider", "-v")
-    result.assert_outcomes(passed=15 + 18)  # 15 synthetic benchmark records, 18 acceptance tests
+    result.assert_outcomes(passed=n + 18)  # the synthetic benchmark records, 18 acceptance tests
     lines = [ln for ln in result.outlines if " PASSED" in ln]
-    assert all("bench/" in ln for ln in lines[:15]) and all("test_acceptance/" in ln for ln in lines[15:])
+    assert all("bench/" in ln for ln in lines[:n]) and all("test_acceptance/" in ln for ln in lines[n:])
     result.stdout.fnmatch_lines(["*lab-02 experiment*", "*PASS  saturation: throughput saturates at max_batch=8*"])
     manifest = json.loads((project.path / "exp" / "manifest.json").read_text())
     assert manifest["acceptance"]["all_passed"] is True
