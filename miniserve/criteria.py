@@ -117,10 +117,14 @@ def p95_tradeoff(results: SweepResults) -> list[Verdict]:
                                f"baseline's {base.rate_rps} req/s; the p95s are not comparable", numbers))
             continue
         ok = loop.p95_ms.median > base.p95_ms.median
+        # Inconclusive: the medians say no, but this config's slowest run is above the baseline's fastest.
+        unsure = not ok and loop.p95_ms.max > base.p95_ms.min
         note = "the expected batching trade-off" if ok else "batching should cost latency at equal load; check it"
+        spread = (f"; runs {loop.p95_ms.min:.1f}-{loop.p95_ms.max:.1f} vs {base.p95_ms.min:.1f}-"
+                  f"{base.p95_ms.max:.1f} ms overlap: within run-to-run spread") if unsure else ""
         out.append(Verdict(name, c.key, ok, f"{c.label}: open-loop p95 {loop.p95_ms.median:.1f} ms "
                            f"{'>' if ok else '<='} the baseline's {base.p95_ms.median:.1f} ms at the same Poisson "
-                           f"rate {loop.rate_rps:.1f} req/s ({note})", numbers))
+                           f"rate {loop.rate_rps:.1f} req/s ({note}){spread}", numbers, inconclusive=unsure))
     return out
 
 
@@ -228,19 +232,30 @@ def batch1_parity(results: SweepResults) -> Verdict:
         return Verdict(name, None, False, "the sweep has no static max_batch=1 configuration (add 1:0)")
     if base is None:
         return Verdict(name, None, False, "no closed-loop throughput for the unbatched baseline")
-    parts, ok, numbers = [], True, {"baseline_rps": base}
+    parts, ok, unsure, numbers = [], True, True, {"baseline_rps": base}
+    base_runs = results.baseline.closed.throughput_rps if results.baseline and results.baseline.closed else None
     for c in ones:
-        t = _tput(results.get(c.key))
+        row = results.get(c.key)
+        t = _tput(row)
         if t is None:
             parts.append(f"{c.label}: no closed-loop throughput")
-            ok = False
+            ok = unsure = False
             continue
         diff = t / base - 1 if base > 0 else float("inf")
         ok &= abs(diff) <= PARITY_TOLERANCE
         numbers[c.key] = {"throughput_rps": t, "relative_difference": diff}
         parts.append(f"{c.label}: {t:.1f} req/s, {diff:+.1%} vs the unbatched baseline's {base:.1f} req/s")
+        # Inconclusive when some pairing of this config's runs with the baseline's lands within the tolerance.
+        runs = row.closed.throughput_rps if row and row.closed else None
+        if abs(diff) > PARITY_TOLERANCE:
+            lo = runs.min / base_runs.max - 1 if runs and base_runs and base_runs.max > 0 else None
+            hi = runs.max / base_runs.min - 1 if runs and base_runs and base_runs.min > 0 else None
+            within = lo is not None and hi is not None and lo <= PARITY_TOLERANCE and hi >= -PARITY_TOLERANCE
+            unsure &= within
+            if within:
+                parts[-1] += f" (run pairs span {lo:+.1%} to {hi:+.1%}: within run-to-run spread)"
     return Verdict(name, ",".join(c.key for c in ones), ok,
-                   f"{'; '.join(parts)} (need within +-{PARITY_TOLERANCE:.0%})", numbers)
+                   f"{'; '.join(parts)} (need within +-{PARITY_TOLERANCE:.0%})", numbers, inconclusive=not ok and unsure)
 
 
 def loadgen_ceiling(results: SweepResults) -> Verdict:

@@ -31,37 +31,14 @@ def test_throughput_at_least_1_5x_baseline(judged, gain_config: str) -> None:
     check(verdict(judged, "throughput_gain", gain_config))
 
 
-# Known failures: measured, reported with their numbers in the manifest, and awaiting the steering's decision (the
-# README's "Results" and the note on the sweep issue say why). A false verdict is reported as XFAIL with the
-# numbers; missing or stale results still FAIL, and a run where the criterion holds passes.
-KNOWN_FAILURES = {
-    "p95_above_baseline_at_same_load": (
-        "at half the baseline's throughput the unbatched server queues (about M/G/1 at rho 0.5: p95 several times "
-        "its 20-25 ms service time) while static configs with max_batch >= 4 have spare capacity there; the lab's "
-        "own example measured at about 1/5 of the baseline's throughput"),
-    "saturation": (
-        "the 16 -> 32 step: +8.9% in the committed run, -12%, +17% and +30% in three CI dry runs of the "
-        "same code; with 50 clients a max_batch of 32 averages 25 requests, and whether the curve flattens by 32 is "
-        "not settled"),
-    "max_batch_1_matches_baseline": (
-        "static (1, 0) runs one model call at a time while the baseline's 2 workers overlap two; 0.84x in the "
-        "committed run against a 0.85x limit, with configurations measured minutes apart"),
-}
-
-
-def check_or_known_failure(v: criteria.Verdict) -> None:
-    if not v.passed:
-        pytest.xfail(f"{v.criterion}: {v.message} -- known: {KNOWN_FAILURES[v.criterion]}")
-
-
 def test_p95_above_baseline_at_same_offered_load(judged, gain_config: str) -> None:
     """Every static max_batch >= 4 pays for its throughput in latency: open-loop p95 above the baseline's."""
-    check_or_known_failure(verdict(judged, "p95_above_baseline_at_same_load", gain_config))
+    check(verdict(judged, "p95_above_baseline_at_same_load", gain_config))
 
 
 def test_throughput_saturates(judged) -> None:
     """The throughput curve has a knee inside the sweep (see criteria.saturation for the exact definition)."""
-    check_or_known_failure(verdict(judged, "saturation"))
+    check(verdict(judged, "saturation"))
 
 
 def test_every_request_returned_200(judged, sweep_config: str) -> None:
@@ -71,7 +48,7 @@ def test_every_request_returned_200(judged, sweep_config: str) -> None:
 
 def test_max_batch_1_within_15_percent_of_baseline(judged) -> None:
     """Static batching with max_batch=1 costs only scheduler overhead."""
-    check_or_known_failure(verdict(judged, "max_batch_1_matches_baseline"))
+    check(verdict(judged, "max_batch_1_matches_baseline"))
 
 
 def test_load_generator_ceiling_10x_best_throughput(judged) -> None:
