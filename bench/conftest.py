@@ -2,8 +2,8 @@
 
 Each server gets a free loopback port, its own process group (so stopping it stops everything it started) and a
 log file; the fleet waits for /readyz, warms the server up, keeps it for the session's interleaved runs, and always
-stops it -- SIGTERM, then SIGKILL after a grace period -- even when a test fails. Whatever is still running at session end is killed by the top-level
-conftest. The load itself comes from miniserve.loadgen, run on uvloop like `miniserve loadtest`.
+stops it -- SIGTERM, then SIGKILL after a grace period -- even when a test fails. Whatever is still running at
+session end is killed by the top-level conftest. The load itself comes from miniserve.loadgen, run on uvloop like `miniserve loadtest`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from miniserve.config import ServerConfig
 from miniserve.sweep_results import SweepConfig
 
 STOP_GRACE_S = 20.0  # idle servers exit at once on SIGTERM; this only bounds a stuck one
-# The ServerConfig fields that shape each mode's performance (unbatched: a thread pool; static: one batch at a time).
+# The ServerConfig fields that shape each mode's performance (unbatched: a thread pool; static: `workers` batches
+# at once).
 SERVER_FIELDS = {"unbatched": ("torch_threads", "workers", "max_inflight", "request_timeout_s"),
                  "static": ("torch_threads", "workers", "max_queue", "request_timeout_s")}
 

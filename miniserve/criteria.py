@@ -255,7 +255,8 @@ def batch1_parity(results: SweepResults) -> Verdict:
             if within:
                 parts[-1] += f" (run pairs span {lo:+.1%} to {hi:+.1%}: within run-to-run spread)"
     return Verdict(name, ",".join(c.key for c in ones), ok,
-                   f"{'; '.join(parts)} (need within +-{PARITY_TOLERANCE:.0%})", numbers, inconclusive=not ok and unsure)
+                   f"{'; '.join(parts)} (need within +-{PARITY_TOLERANCE:.0%})", numbers,
+                   inconclusive=not ok and unsure)
 
 
 def loadgen_ceiling(results: SweepResults) -> Verdict:
