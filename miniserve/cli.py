@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the recorded recipe)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: all cores)")
+    t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="training-only corpus augmentation (default: the recorded recipe)")
+    t.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recorded recipe)")
+    t.add_argument("--length-group", type=int, default=None, help="batches formed by length at once (1: off)")
+    t.add_argument("--d-model", type=int, default=None, help="model width (default: the recorded recipe)")
+    t.add_argument("--n-layer", type=int, default=None, help="transformer blocks (default: the recorded recipe)")
     t.set_defaults(func=_train)
 
     e = sub.add_parser("eval", help="score a checkpoint on the held-out split")

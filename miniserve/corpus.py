@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 from miniserve import lexicon
 from miniserve.corpus_vocab import (
-    ACCENTS, ADJS, CODAS, COMPLEMENTS, CONTRACT_BE, CONTRACT_WILL, DETS, FUTURE_MARKERS, IT_VERBS, MODAL_OOD, NAMES,
+    ACCENTS, ADJS, CODAS, COMPLEMENTS, CONTRACT_BE, CONTRACT_WILL, DETS, EXOTIC_LETTERS, EXTRA_ACTIVITIES,
+    EXTRA_OBJECT_NOUNS, EXTRA_SUBJECT_NOUNS, FUTURE_MARKERS, IT_VERBS,
+    INVENTED_OBJECT_SHAPES, MODAL_OOD, NAMES, NOUN_SUFFIXES,
     NOUNS_PL, NOUNS_SG, ONSETS, OOD_ADJS, OOD_FIXED, OTHER_VERBS, PAST_MARKERS, PERFECT_ADVERBS, PERFECT_END,
     PLACE_SHAPES, PLACES, PRE_ADVERBS, PRESENT_END, PROFESSIONS, SUBJECT_PRONOUNS, VOWELS, WILL_ADVERBS,
 )  # fmt: skip
@@ -71,25 +73,51 @@ def _split_complements(split: str) -> dict[str, list[str]]:
     }
 
 
+def _heldout_words() -> set[str]:
+    """Every word of every held-out atom (fixed names, places, nouns, complement phrases), lower-cased."""
+    atoms = _split_list(NAMES, "heldout") + _split_list(PLACES, "heldout") + _split_list(NOUNS_SG, "heldout")
+    atoms += _split_list(NOUNS_PL, "heldout") + [p for ps in _split_complements("heldout").values() for p in ps]
+    words = {w.lower().removesuffix("'s") for a in atoms for w in a.split() if "{" not in w}
+    # Singular and plural both count as the word: "colleagues" held out keeps "colleague" out of training.
+    return words | {w[:-1] for w in words if w.endswith("s")} | {w[:-2] for w in words if w.endswith("es")}
+
+
+def _train_only(entries: list[str]) -> list[tuple[str, str]]:
+    """(singular, plural) pairs from "sg" / "sg:pl" entries, minus any sharing a word with the held-out split."""
+    held = _heldout_words() | set(lexicon.COVERED_FORMS)
+    pairs = [(e.split(":")[0], e.split(":")[1] if ":" in e else e + "s") for e in entries]
+    return [(sg, pl) for sg, pl in pairs if sg not in held and pl not in held]
+
+
 _RESERVED = {w.lower() for w in NAMES} | {p.lower() for p in PLACES} | set(lexicon.COVERED_FORMS)
 
 
-def _word(rng: random.Random, syllables: int) -> str:
+def _word(rng: random.Random, syllables: int, exotic: float = 0.0) -> str:
     s = "".join(rng.choice(ONSETS) + rng.choice(VOWELS) + rng.choice(CODAS) for _ in range(syllables))
     if rng.random() < 0.3:
         idx = [i for i, ch in enumerate(s) if ch in ACCENTS]
         if idx:
             i = rng.choice(idx)
             s = s[:i] + rng.choice(ACCENTS[s[i]]) + s[i + 1 :]
+    if exotic and rng.random() < exotic:  # no draw at 0: the held-out stream stays as it was
+        # Any letter of Latin-1/Latin Extended-A/Greek/Cyrillic: every UTF-8 continuation byte then occurs in
+        # training, so a letter the corpus never names ("ň" in "Plzeň") is still made of bytes the model can copy.
+        i = rng.randrange(len(s))
+        s = s[:i] + rng.choice(EXOTIC_LETTERS) + s[i + 1 :]
     return s[:1].upper() + s[1:]
 
 
 class _Gen:
-    def __init__(self, split: str, seed: int) -> None:
+    def __init__(self, split: str, seed: int, augment: bool = True) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         self.split = split
         self.heldout = split == "heldout"
+        # Training-only augmentation: invented nouns and objects and wider Unicode teach the rules (a plural noun
+        # takes "have"; an unknown word is copied) instead of the fixed lists. The held-out split draws none of it,
+        # so its pairs stay byte-identical and scores stay comparable across recipes.
+        self.augment = augment and not self.heldout
+        self.exotic = 0.15 if self.augment else 0.0
         self.rng = random.Random(seed * 1_000_003 + SPLITS.index(split))
         self.names = _split_list(NAMES, split)
         self.places = _split_list(PLACES, split)
@@ -113,7 +141,7 @@ class _Gen:
             return r.choice(self.names)
 
         def make() -> str:
-            s = _word(r, r.choice((1, 2, 2, 2, 3)))
+            s = _word(r, r.choice((1, 2, 2, 2, 3)), self.exotic)
             return s + str(r.randint(1, 99)) if r.random() < 0.04 else s
 
         return self._invented(make)
@@ -123,19 +151,51 @@ class _Gen:
         if r.random() < 0.5:
             return r.choice(self.places)
         return self._invented(
-            lambda: r.choice(PLACE_SHAPES).format(r=_word(r, r.choice((1, 2, 2, 3))), n=r.randint(1, 120))
+            lambda: r.choice(PLACE_SHAPES).format(r=_word(r, r.choice((1, 2, 2, 3)), self.exotic), n=r.randint(1, 120))
         )
 
     def np(self, parts: list[str], plural: bool | None = None) -> tuple[str, bool]:
         r = self.rng
         plural = r.random() < 0.4 if plural is None else plural
-        noun = r.choice(self.nouns_pl if plural else self.nouns_sg)
+        if self.augment and r.random() < 0.5:
+            noun = self.extra_noun(plural, EXTRA_SUBJECTS)
+        else:
+            noun = r.choice(self.nouns_pl if plural else self.nouns_sg)
         adj = r.choice(ADJS) + " " if r.random() < 0.15 else ""
         if r.random() < 0.1:
             owner = self.name()
             parts.append(owner)
             return f"{owner}'s {adj}{noun}", plural
         return f"{r.choice(DETS)} {adj}{noun}", plural
+
+    def extra_noun(self, plural: bool, real: list[tuple[str, str]]) -> str:
+        """A noun the fixed lists do not have: a real English one (training only) or an invented one."""
+        if self.rng.random() < 0.6:
+            sg, pl = self.rng.choice(real)
+            return pl if plural else sg
+        return self.invented_noun(plural)
+
+    def invented_noun(self, plural: bool) -> str:
+        """A made-up common noun; its plural is the regular -s/-es form (the -s is what marks a plural subject)."""
+        r = self.rng
+        while True:
+            stem = self._invented(
+                lambda: _word(r, r.choice((1, 2, 2, 3)), self.exotic).lower() + r.choice(NOUN_SUFFIXES)
+            )
+            word = stem + ("es" if stem.endswith(("sh", "ch", "x", "z")) else "s") if plural else stem
+            if not stem.endswith("s") and word not in _RESERVED:  # "ha" + "s" would be the verb "has"
+                return word
+
+    def invented_object(self, parts: list[str]) -> str:
+        r = self.rng
+        plural = r.random() < 0.5
+        det = r.choice(("the", "my", "your", "her", "their", "") + (("some", "two", "many") if plural else ("a",)))
+        adj = r.choice(ADJS) + " " if r.random() < 0.15 else ""
+        if r.random() < 0.15:
+            thing = r.choice(EXTRA_ACTIVITY_WORDS)  # "go fishing", "like baking"
+        else:
+            thing = f"{det} {adj}{self.extra_noun(plural, EXTRA_OBJECTS)}".strip()
+        return self.fill(r.choice(INVENTED_OBJECT_SHAPES).replace("{thing}", thing), parts)
 
     def fill(self, template: str, parts: list[str]) -> str:
         out = template
@@ -183,7 +243,10 @@ class _Gen:
         return s, "3sg"
 
     def complement(self, verb: str, parts: list[str]) -> str:
-        c = self.fill(self.rng.choice(self.complements[verb]), parts)
+        if self.augment and self.rng.random() < 0.25:
+            c = self.invented_object(parts)
+        else:
+            c = self.fill(self.rng.choice(self.complements[verb]), parts)
         if c:
             parts.append(c)
         return c
@@ -345,7 +408,7 @@ class _Gen:
             n, place = self.name(), self.place()
             parts.extend((n, place))
             return r.choice((f"is {n} from {place}", f"where is {n}", f"why is {n} in {place}"))
-        words = [self._invented(lambda: _word(r, r.choice((1, 2, 3)))) for _ in range(r.randint(2, 5))]
+        words = [self._invented(lambda: _word(r, r.choice((1, 2, 3)), self.exotic)) for _ in range(r.randint(2, 5))]
         parts.extend(words)
         return " ".join([words[0]] + [w.lower() for w in words[1:]])
 
@@ -386,22 +449,25 @@ class _Gen:
 
 
 ERROR_KEYS: tuple[str, ...] = tuple(lexicon.ERROR_TYPES)
+EXTRA_SUBJECTS = _train_only(EXTRA_SUBJECT_NOUNS)
+EXTRA_OBJECTS = _train_only(EXTRA_OBJECT_NOUNS)
+EXTRA_ACTIVITY_WORDS = [sg for sg, _ in _train_only(EXTRA_ACTIVITIES)]
 
 
-def generate_examples(n: int, split: str = "train", seed: int = 0) -> list[Example]:
+def generate_examples(n: int, split: str = "train", seed: int = 0, augment: bool = True) -> list[Example]:
     """Pairs with the split-dependent strings they use (for disjointness checks)."""
     if n < 0:
         raise ValueError("n must be >= 0")
-    g = _Gen(split, seed)
+    g = _Gen(split, seed, augment)
     return [g.draw() for _ in range(n)]
 
 
-def generate_pairs(n: int, split: str = "train", seed: int = 0) -> list[Pair]:
+def generate_pairs(n: int, split: str = "train", seed: int = 0, augment: bool = True) -> list[Pair]:
     """`n` pairs, ~60% error (balanced over the 7 types), ~25% correct, ~15% out-of-domain; same args -> same list."""
-    return [e.pair for e in generate_examples(n, split, seed)]
+    return [e.pair for e in generate_examples(n, split, seed, augment)]
 
 
-def tokenizer_text(n: int = 20000, seed: int = 0) -> list[str]:
+def tokenizer_text(n: int = 20000, seed: int = 0, augment: bool = True) -> list[str]:
     """Training-split sentences (sources and corrected targets) for learning the tokenizer's merges."""
-    pairs = generate_pairs(n, "train", seed + 7919)
+    pairs = generate_pairs(n, "train", seed + 7919, augment)
     return [p.target if i % 2 else p.source for i, p in enumerate(pairs)]

@@ -147,3 +147,33 @@ ACCENTS = {"a": "áäåã", "e": "éèëę", "o": "óöøô", "u": "úüů", "i"
             "s": "śš", "z": "žż", "r": "ř", "y": "ý"}  # fmt: skip
 PLACE_SHAPES = ("{r}", "{r}", "{r}ville", "{r}burg", "{r}ów", "Port {r}", "San {r}", "Lake {r}", "{r} City",
                  "{r}holm", "Gate {n}", "Platform {n}", "District {n}", "{r} {n}")  # fmt: skip
+
+# Training-only augmentation (corpus.py draws these for the train split alone, so the held-out set is unchanged).
+EXOTIC_LETTERS = [chr(c) for c in (*range(0xC0, 0x100), *range(0x100, 0x180), *range(0x3B1, 0x3CA), *range(0x430, 0x450))
+                  if chr(c).isalpha()]  # fmt: skip
+# English-looking endings for invented nouns, so unseen real words ("answers", "shopping") look like something copied.
+NOUN_SUFFIXES = ("", "", "", "er", "ing", "tion", "y", "le", "et", "ment")
+# Where an invented noun phrase goes in a complement; {thing} is "a/the/some ... noun(s)".
+INVENTED_OBJECT_SHAPES = ("{thing}", "{thing}", "{thing}", "with {thing}", "for {thing}", "to {thing}",
+                          "{thing} in {place}", "{thing} for {name}")  # fmt: skip
+# Real English nouns for training-only subjects and objects, "singular:plural" or just the singular for a regular -s
+# plural. corpus.py drops every entry that shares a word with a held-out atom, so held-out words stay unseen; the
+# -ss singulars ("actress") teach that a final s alone does not make a plural.
+EXTRA_SUBJECT_NOUNS = """actor artist athlete author barber builder butcher captain carpenter cashier chef child:children
+clerk client dancer designer director driver editor employee engineer farmer fisherman:fishermen gardener guard guest
+guide hairdresser hunter inventor journalist judge king lawyer librarian mechanic miner musician officer painter
+partner passenger patient photographer player plumber poet policeman:policemen postman:postmen president prince
+princess:princesses professor queen reporter researcher sailor scientist secretary:secretaries shopkeeper singer
+soldier stranger surgeon tailor teenager tenant trainer tutor vet villager visitor waiter waitress:waitresses
+witness:witnesses worker writer man:men woman:women lady:ladies gentleman:gentlemen actress:actresses
+hostess:hostesses horse goat mouse:mice rabbit parrot hamster pony:ponies puppy:puppies kitten monkey duck
+goose:geese fox:foxes wolf:wolves bear lion tiger snake turtle owl frog donkey""".split()
+EXTRA_OBJECT_NOUNS = """apple book box:boxes bottle candle chair clock coat cup desk door dress:dresses envelope fork gift
+guitar hat jacket key kite knife:knives ladder lamp map mirror mug newspaper notebook orange pen pencil phone
+picture pillow plate potato:potatoes puzzle radio ring rope ruler sandwich:sandwiches scarf shirt shoe sock sofa
+spoon stamp suitcase sweater ticket tomato:tomatoes towel toy vase wallet bicycle boat bridge building car castle
+church:churches computer cookie dish:dishes drawing engine fence flower lesson machine message parcel question recipe
+sentence shelf:shelves song story:stories street tablet tent truck wheel word exercise essay noodle biscuit pie cake
+carrot banana lemon onion pepper cherry:cherries strawberry:strawberries melon glass:glasses bus:buses""".split()
+EXTRA_ACTIVITIES = """swimming fishing hiking camping sailing jogging skiing gardening knitting baking cycling dancing
+surfing climbing painting running singing skating bowling""".split()

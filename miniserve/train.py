@@ -14,6 +14,7 @@ import platform
 import random
 import time
 from dataclasses import asdict, dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -40,6 +41,11 @@ class TrainConfig:
     tokenizer_sentences: int = 60_000
     bpe_dropout: float = 0.1  # training segmentations only; inference is deterministic
     train_pairs: int = 200_000  # pool sampled with replacement
+    # Off in the shipped recipe; measured, not adopted (same seed, 2 idle threads, held-out correct/error exact):
+    # shipped 95.5/94.6 (28 min, 1 contended thread); length_group 16: 94.6/93.4 in 12.3 min; length_group 16 +
+    # augment + lr 1e-3: 93.3/94.1 in 14.3 min (88/76 at step 1000, ahead of every other run there).
+    augment: bool = False  # training-only corpus augmentation (extra real and invented nouns, wider Unicode)
+    length_group: int = 1  # batches drawn at once and formed by length (16: ~1.6x faster steps, half the padding)
     max_new_tokens: int = 24  # generation budget (covers 99.7% of held-out targets); correct_batch always runs it all
     seed: int = 0
     eval_pairs: int = 2000  # held-out pairs for the progress print (the final eval uses more)
@@ -47,6 +53,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.warmup_steps < 0 or self.num_merges < 0:
             raise ValueError(f"invalid TrainConfig: {self}")
+        if self.length_group < 1:
+            raise ValueError("length_group must be >= 1")
         if not 0 < self.lr_min <= self.lr:
             raise ValueError("need 0 < lr_min <= lr")
 
@@ -69,6 +77,20 @@ def make_batch(examples: list[tuple[list[int], int]], pad_id: int) -> tuple[torc
     return x, y
 
 
+def length_grouped_batches(
+    tok: ByteBPETokenizer, pool: list[Pair], cfg: TrainConfig, rng: random.Random
+) -> Iterator[list[tuple[list[int], int]]]:
+    """Endless batches: `length_group` batches' worth of examples sorted by length, cut, served in random order."""
+    while True:
+        drawn = rng.choices(pool, k=cfg.batch_size * cfg.length_group)
+        group = [encode_pair(tok, p, cfg.bpe_dropout, rng) for p in drawn]
+        if cfg.length_group > 1:  # one batch keeps its draw order, as before grouping existed
+            group.sort(key=lambda e: len(e[0]))
+        batches = [group[i : i + cfg.batch_size] for i in range(0, len(group), cfg.batch_size)]
+        rng.shuffle(batches)
+        yield from batches
+
+
 def evaluate(gen: Generator, pairs: list[Pair], batch_size: int = 64) -> dict[str, float]:
     """Exact match of the model's raw output, per kind: errors fixed, correct and out-of-domain left unchanged."""
     hits: dict[str, list[int]] = {}
@@ -86,10 +108,10 @@ def train(cfg: TrainConfig, model_cfg_kwargs: dict, log=print) -> tuple[Generato
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     t0 = time.perf_counter()
-    text = tokenizer_text(cfg.tokenizer_sentences, seed=cfg.seed)
+    text = tokenizer_text(cfg.tokenizer_sentences, seed=cfg.seed, augment=cfg.augment)
     tok = ByteBPETokenizer.train(text, cfg.num_merges, cfg.merge_min_count)
     log(f"tokenizer: {tok.vocab_size} ids ({len(tok.merges)} merges) in {time.perf_counter() - t0:.1f}s")
-    pool = generate_pairs(cfg.train_pairs, "train", cfg.seed)
+    pool = generate_pairs(cfg.train_pairs, "train", cfg.seed, cfg.augment)
     longest = max(len(tok.encode(p.source)) + len(tok.encode(p.target)) + 3 for p in pool)
     model_cfg = ModelConfig(vocab_size=tok.vocab_size, **model_cfg_kwargs)
     if longest * 2 > model_cfg.max_seq_len:  # BPE-dropout can lengthen a sequence; leave room
@@ -106,15 +128,15 @@ def train(cfg: TrainConfig, model_cfg_kwargs: dict, log=print) -> tuple[Generato
         betas=(0.9, 0.98),
     )
     gen = Generator(model, tok, cfg.max_new_tokens)
+    batches = length_grouped_batches(tok, pool, cfg, rng)
     t_start = time.perf_counter()
     for step in range(1, cfg.steps + 1):
         lr = _lr_at(cfg, step)
         for g in opt.param_groups:
             g["lr"] = lr
         model.train()
-        batch = [encode_pair(tok, p, cfg.bpe_dropout, rng) for p in rng.choices(pool, k=cfg.batch_size)]
-        x, y = make_batch(batch, tok.pad_id)
-        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten(), ignore_index=-100)
+        x, y = make_batch(next(batches), tok.pad_id)
+        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten(), ignore_index=-100)  # model(x): (B, T, V)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -153,8 +175,13 @@ FINAL_EVAL_PAIRS = 5000
 
 def run_train(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads or torch.get_num_threads())
-    cfg = TrainConfig(seed=args.seed, **({"steps": args.steps} if args.steps else {}))
-    gen, info = train(cfg, MODEL_RECIPE)
+    overrides = {k: v for k, v in (("steps", args.steps), ("augment", args.augment),
+                                   ("lr", args.lr), ("length_group", args.length_group)) if v is not None}
+    cfg = TrainConfig(seed=args.seed, **overrides)
+    recipe = MODEL_RECIPE | {k: v for k, v in (("d_model", args.d_model), ("n_layer", args.n_layer)) if v}
+    started = time.perf_counter()
+    gen, info = train(cfg, recipe)
+    info["wall_seconds"] = round(time.perf_counter() - started, 1)  # tokenizer + data + steps + progress evals
     meta = {
         "model_config": gen.model.cfg.to_dict(),
         "max_new_tokens": cfg.max_new_tokens,

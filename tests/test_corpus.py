@@ -125,3 +125,31 @@ def test_tokenizer_text() -> None:
     text = corpus.tokenizer_text(1000, seed=0)
     assert len(text) == 1000 and all(isinstance(s, str) and s for s in text)
     assert text == corpus.tokenizer_text(1000, seed=0)
+
+
+def test_augmentation_is_training_only_and_leaves_the_heldout_split_as_it_was() -> None:
+    # The held-out split draws nothing from the augmentation, so its pairs (and scores on it) are comparable across
+    # training recipes with and without it.
+    assert generate_pairs(2000, "heldout", seed=1) == generate_pairs(2000, "heldout", seed=1, augment=False)
+    plain = generate_pairs(3000, "train", seed=0, augment=False)
+    augmented = generate_pairs(3000, "train", seed=0)
+    extra = {w for sg, pl in corpus.EXTRA_SUBJECTS + corpus.EXTRA_OBJECTS for w in (sg, pl)}
+
+    def words(pairs: list[corpus.Pair]) -> set[str]:
+        return {w.strip(".!?,").lower() for p in pairs for w in p.target.split()}
+
+    assert len(words(augmented) & extra) > len(words(plain) & extra) + 100  # a few ("apple") are in the lists
+
+
+def test_extra_nouns_never_share_a_word_with_the_heldout_split() -> None:
+    held = corpus._heldout_words()
+    for sg, pl in corpus.EXTRA_SUBJECTS + corpus.EXTRA_OBJECTS:
+        assert sg not in held and pl not in held, (sg, pl)
+    assert "colleague" in held and "colleagues" in held  # a held-out plural keeps its singular out too
+    assert all(w not in held for w in corpus.EXTRA_ACTIVITY_WORDS)
+
+
+def test_exotic_letters_cover_every_utf8_continuation_byte() -> None:
+    # A letter the corpus never names ("ň") is then still made of byte tokens the model has learned to copy.
+    continuation = {b for ch in corpus_vocab.EXOTIC_LETTERS for b in ch.encode()[1:]}
+    assert continuation == set(range(0x80, 0xC0))
