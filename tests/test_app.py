@@ -207,7 +207,8 @@ async def test_openapi_describes_the_routes(client):
 async def test_readyz_is_503_at_the_high_water_mark(tmp_path):
     gate = threading.Event()
     agent = FakeAgent(gate=gate)
-    cfg = config(tmp_path, mode="static", max_batch=1, max_wait_ms=0, max_queue=4, ready_high_water=0.5)
+    cfg = config(tmp_path, mode="static", workers=1, max_batch=1, max_wait_ms=0, max_queue=4,
+                 ready_high_water=0.5)
     async with serving(cfg, agent) as (c, app):
         try:
             calls = [asyncio.create_task(c.post("/correct", json={"sentence": "I goed"})) for _ in range(3)]
