@@ -3,7 +3,8 @@
 Each server gets a free loopback port, its own process group (so stopping it stops everything it started) and a
 log file; the fleet waits for /readyz, warms the server up, keeps it for the session's interleaved runs, and always
 stops it -- SIGTERM, then SIGKILL after a grace period -- even when a test fails. Whatever is still running at
-session end is killed by the top-level conftest. The load itself comes from miniserve.loadgen, run on uvloop like `miniserve loadtest`.
+session end is killed by the top-level conftest. The load itself comes from miniserve.loadgen, run on uvloop like
+`miniserve loadtest`.
 """
 
 from __future__ import annotations

@@ -16,13 +16,12 @@ Everything lands in the benchmark's extra_info (and the session store); acceptan
 
 from __future__ import annotations
 
-import statistics
 from typing import Any
 
 import pytest
 
 from miniserve import loadgen
-from miniserve.sweep_results import SweepConfig, histogram_delta, parse_batch_histogram, parse_configs
+from miniserve.sweep_results import SweepConfig, SweepResults, histogram_delta, parse_batch_histogram, parse_configs
 
 CDF_MAX_BATCH = 8  # per-request latencies are kept for the baseline and this max_batch (the CDF plot)
 
@@ -88,27 +87,23 @@ def test_closed_loop(run: int, server: Any, benchmark: Any, sweep_store: Any, pa
                      request: pytest.FixtureRequest) -> None:
     p, config = sweep_store.params, server.config
     info = _base_info(server, "closed_loop") | {"concurrency": p.concurrency, "total": p.total}
-    kept: list[list[float]] = []
 
     def run_once() -> None:
         before = batch_histogram(server)
         records = server.closed_loop(p.concurrency, p.total, payloads)
         info["runs"].append(run_record(run, records, histogram_delta(before, batch_histogram(server))))
-        if wants_cdf(config):
-            kept.append(latencies_ms(records))
+        if wants_cdf(config):  # the report keeps the median-throughput run's sample for the CDF plot
+            info.update(latencies_ms=latencies_ms(records), latencies_run=run)
 
     benchmark.group = "closed-loop"
     benchmark.pedantic(run_once, rounds=1, iterations=1)
     record = info["runs"][0]
     progress(_line(f"{_where(config, sweep_store)} closed loop run {run}/{p.runs}", record))
-    if kept:  # the report keeps the median-throughput run's sample for the CDF plot
-        info.update(latencies_ms=kept[0], latencies_run=run)
     benchmark.extra_info.update(info)
     sweep_store.add(request.node.name, benchmark.extra_info)
-    if config.is_baseline and run == p.runs:
-        sweep_store.baseline_rps = statistics.median(
-            r["throughput_rps"] for rec in sweep_store.records if rec["extra_info"].get("kind") == "closed_loop"
-            and rec["extra_info"].get("config") == config.key for r in rec["extra_info"]["runs"])
+    if config.is_baseline and run == p.runs:  # the median over the baseline's runs, as the criteria take it
+        base = SweepResults.from_benchmarks(sweep_store.records, p).baseline
+        sweep_store.baseline_rps = base.closed.throughput_rps.median if base and base.closed else None
     assert server.alive(), f"the {config.label} server died during the closed loop (exit {server.proc.returncode})"
     assert record["requests"] == p.total, f"closed-loop run {run} stopped early: {record['requests']}/{p.total}"
 

@@ -150,9 +150,8 @@ class _Gen:
         r = self.rng
         if r.random() < 0.5:
             return r.choice(self.places)
-        return self._invented(
-            lambda: r.choice(PLACE_SHAPES).format(r=_word(r, r.choice((1, 2, 2, 3)), self.exotic), n=r.randint(1, 120))
-        )
+        return self._invented(lambda: r.choice(PLACE_SHAPES).format(
+            r=_word(r, r.choice((1, 2, 2, 3)), self.exotic), n=r.randint(1, 120)))
 
     def np(self, parts: list[str], plural: bool | None = None) -> tuple[str, bool]:
         r = self.rng

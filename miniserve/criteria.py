@@ -68,7 +68,8 @@ def throughput_gain(results: SweepResults) -> list[Verdict]:
             continue
         ratio = t / base if base > 0 else float("inf")
         ok = ratio >= GAIN_FACTOR
-        best = _best_ratio(results.get(c.key), results.baseline)
+        span = _run_ratio_range(results.get(c.key), results.baseline)
+        best = span[1] if span else None
         unsure = not ok and best is not None and best >= GAIN_FACTOR
         spread = f"; best run vs worst baseline run {best:.2f}x: within run-to-run spread" if unsure else ""
         out.append(Verdict(name, c.key, ok, f"{c.label}: median closed-loop throughput {t:.1f} req/s = {ratio:.2f}x "
@@ -79,12 +80,13 @@ def throughput_gain(results: SweepResults) -> list[Verdict]:
     return out
 
 
-def _best_ratio(row: ConfigResult | None, base: ConfigResult | None) -> float | None:
-    """The most favourable throughput ratio the runs allow: this config's best run over the baseline's worst."""
+def _run_ratio_range(row: ConfigResult | None, base: ConfigResult | None) -> tuple[float, float] | None:
+    """The throughput ratios the runs allow, (this config's worst run / the baseline's best, its best run / the
+    baseline's worst); None without runs on both sides."""
     if not (row and row.closed and row.closed.throughput_rps and base and base.closed and base.closed.throughput_rps):
         return None
-    worst = base.closed.throughput_rps.min
-    return row.closed.throughput_rps.max / worst if worst > 0 else None
+    mine, theirs = row.closed.throughput_rps, base.closed.throughput_rps
+    return (mine.min / theirs.max, mine.max / theirs.min) if theirs.min > 0 else None
 
 
 def p95_tradeoff(results: SweepResults) -> list[Verdict]:
@@ -233,7 +235,6 @@ def batch1_parity(results: SweepResults) -> Verdict:
     if base is None:
         return Verdict(name, None, False, "no closed-loop throughput for the unbatched baseline")
     parts, ok, unsure, numbers = [], True, True, {"baseline_rps": base}
-    base_runs = results.baseline.closed.throughput_rps if results.baseline and results.baseline.closed else None
     for c in ones:
         row = results.get(c.key)
         t = _tput(row)
@@ -246,14 +247,13 @@ def batch1_parity(results: SweepResults) -> Verdict:
         numbers[c.key] = {"throughput_rps": t, "relative_difference": diff}
         parts.append(f"{c.label}: {t:.1f} req/s, {diff:+.1%} vs the unbatched baseline's {base:.1f} req/s")
         # Inconclusive when some pairing of this config's runs with the baseline's lands within the tolerance.
-        runs = row.closed.throughput_rps if row and row.closed else None
         if abs(diff) > PARITY_TOLERANCE:
-            lo = runs.min / base_runs.max - 1 if runs and base_runs and base_runs.max > 0 else None
-            hi = runs.max / base_runs.min - 1 if runs and base_runs and base_runs.min > 0 else None
-            within = lo is not None and hi is not None and lo <= PARITY_TOLERANCE and hi >= -PARITY_TOLERANCE
+            span = _run_ratio_range(row, results.baseline)
+            within = span is not None and span[0] - 1 <= PARITY_TOLERANCE and span[1] - 1 >= -PARITY_TOLERANCE
             unsure &= within
             if within:
-                parts[-1] += f" (run pairs span {lo:+.1%} to {hi:+.1%}: within run-to-run spread)"
+                parts[-1] += (f" (run pairs span {span[0] - 1:+.1%} to {span[1] - 1:+.1%}: within run-to-run "
+                              "spread)")
     return Verdict(name, ",".join(c.key for c in ones), ok,
                    f"{'; '.join(parts)} (need within +-{PARITY_TOLERANCE:.0%})", numbers,
                    inconclusive=not ok and unsure)

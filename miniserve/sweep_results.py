@@ -181,7 +181,7 @@ class LoopResult:
         if samples:
             kind = infos[0].get("kind")
             ranked = sorted((r for r in runs if r.get("run") in samples), key=lambda r: r.get("throughput_rps") or 0)
-            if kind == "closed_loop" and ranked and len(samples) > 1:
+            if kind == "closed_loop" and ranked:
                 chosen = ranked[(len(ranked) - 1) // 2].get("run")
             else:
                 chosen = min(samples, key=lambda k: (k is None, k or 0))
