@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from miniserve.sweep_results import LAB_CONFIGS, SweepParams
+from miniserve.sweep_results import LAB_CONFIGS, SweepParams, parse_loads
 
 ACCEPTANCE_DIR = "test_acceptance"
 PACKAGES = ("torch", "safetensors", "starlette", "uvicorn", "uvloop", "httptools", "aiohttp", "httpx",
@@ -45,9 +45,9 @@ class SweepStore:
     def add(self, name: str, extra_info: dict[str, Any]) -> None:
         self.records.append({"name": name, "extra_info": extra_info})
 
-    @property
-    def open_loop_rate_rps(self) -> float | None:
-        return None if self.baseline_rps is None else self.baseline_rps * self.params.open_loop_rate_fraction
+    def open_loop_rate_rps(self, load: float) -> float | None:
+        """The Poisson rate of an open-loop load (a fraction of the baseline's throughput), once that is measured."""
+        return None if self.baseline_rps is None else self.baseline_rps * load
 
 
 SWEEP_STORE = pytest.StashKey[SweepStore]()
@@ -61,6 +61,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--sweep-runs", type=int, default=d.runs, help="runs per configuration (closed and open loop)")
     g.addoption("--sweep-configs", default=LAB_CONFIGS, help="'baseline' and MAX_BATCH:MAX_WAIT_MS, comma-separated")
     g.addoption("--open-loop-duration", type=float, default=d.open_loop_duration_s, help="open loop: seconds/run")
+    g.addoption("--open-loop-loads", default=",".join(f"{f:g}" for f in d.open_loop_loads),
+                help="open-loop rates as fractions of the baseline's throughput, comma-separated; the p95 criterion "
+                "is judged at the first")
     g.addoption("--calibration-total", type=int, default=d.calibration_total, help="load-generator calibration "
                 "requests on POST /noop")
     g.addoption("--server-ready-timeout", type=float, default=180.0, help="seconds to wait for a server's /readyz")
@@ -78,6 +81,7 @@ def pytest_configure(config: pytest.Config) -> None:
             concurrency=config.getoption("sweep_concurrency"), total=config.getoption("sweep_total"),
             runs=config.getoption("sweep_runs"), configs=config.getoption("sweep_configs"),
             open_loop_duration_s=config.getoption("open_loop_duration"),
+            open_loop_loads=parse_loads(config.getoption("open_loop_loads")),
             calibration_total=config.getoption("calibration_total"))
     except ValueError as e:
         raise pytest.UsageError(f"sweep options: {e}") from None

@@ -7,9 +7,10 @@ hits one run of every configuration, and every ratio the criteria take is measur
 - closed loop: `--sweep-concurrency` clients, `--sweep-total` requests, `--sweep-runs` runs per configuration; per
   run the latency percentiles, throughput, status counts, wall time, and the run's delta of the server's
   miniserve_batch_size histogram (read from /metrics before and after).
-- open loop: Poisson arrivals at half the baseline's median closed-loop throughput measured in this session, for
-  `--open-loop-duration` seconds, `--sweep-runs` runs (seed = run index, so every configuration gets the same
-  arrival sequences).
+- open loop: Poisson arrivals at fixed fractions of the baseline's median closed-loop throughput measured in this
+  session (`--open-loop-loads`, default one fifth -- where the p95 criterion is judged -- and one half), for
+  `--open-loop-duration` seconds, `--sweep-runs` runs per load (seed = run index, so every configuration gets the
+  same arrival sequences); load by load, each round of runs interleaved like the closed loop's.
 - once, against the baseline server: the load generator's ceiling on POST /noop.
 Everything lands in the benchmark's extra_info (and the session store); acceptance and the report read it there.
 """
@@ -21,7 +22,8 @@ from typing import Any
 import pytest
 
 from miniserve import loadgen
-from miniserve.sweep_results import SweepConfig, SweepResults, histogram_delta, parse_batch_histogram, parse_configs
+from miniserve.sweep_results import (SweepConfig, SweepResults, histogram_delta, parse_batch_histogram, parse_configs,
+                                     parse_loads)
 
 CDF_MAX_BATCH = 8  # per-request latencies are kept for the baseline and this max_batch (the CDF plot)
 
@@ -36,8 +38,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     runs = range(1, metafunc.config.getoption("sweep_runs") + 1)
     # Run-major order: round r measures every configuration before round r + 1 starts.
-    metafunc.parametrize(("run", "config_key"), [(r, k) for r in runs for k in keys],
-                         ids=[f"r{r}-{k}" for r in runs for k in keys])
+    if "load" not in metafunc.fixturenames:
+        metafunc.parametrize(("run", "config_key"), [(r, k) for r in runs for k in keys],
+                             ids=[f"r{r}-{k}" for r in runs for k in keys])
+        return
+    loads = parse_loads(metafunc.config.getoption("open_loop_loads"))
+    cases = [(f, r, k) for f in loads for r in runs for k in keys]
+    metafunc.parametrize(("load", "run", "config_key"), cases, ids=[f"{f:g}x-r{r}-{k}" for f, r, k in cases])
 
 
 def batch_histogram(server: Any) -> dict[str, Any]:
@@ -108,14 +115,16 @@ def test_closed_loop(run: int, server: Any, benchmark: Any, sweep_store: Any, pa
     assert record["requests"] == p.total, f"closed-loop run {run} stopped early: {record['requests']}/{p.total}"
 
 
-def test_open_loop(run: int, server: Any, benchmark: Any, sweep_store: Any, payloads: list[dict], progress: Any,
-                   request: pytest.FixtureRequest) -> None:
+def test_open_loop(load: float, run: int, server: Any, benchmark: Any, sweep_store: Any, payloads: list[dict],
+                   progress: Any, request: pytest.FixtureRequest) -> None:
     p, config = sweep_store.params, server.config
-    rate = sweep_store.open_loop_rate_rps
+    rate = sweep_store.open_loop_rate_rps(load)
     if rate is None:
-        pytest.fail("the open-loop rate is half the baseline's closed-loop throughput measured in this session, "
-                    "and the baseline's closed loop has not completed (did test_closed_loop[r*-baseline] fail?)")
-    info = _base_info(server, "open_loop") | {"rate_rps": rate, "duration_s": p.open_loop_duration_s}
+        pytest.fail(f"the open-loop rate is {load:g} x the baseline's closed-loop throughput measured in this "
+                    "session, and the baseline's closed loop has not completed (did test_closed_loop[r*-baseline] "
+                    "fail?)")
+    info = _base_info(server, "open_loop") | {"rate_fraction": load, "rate_rps": rate,
+                                              "duration_s": p.open_loop_duration_s}
     seed = run - 1  # the same arrival sequence for every configuration in a round
 
     def run_once() -> None:
@@ -124,12 +133,13 @@ def test_open_loop(run: int, server: Any, benchmark: Any, sweep_store: Any, payl
         record = run_record(run, records, histogram_delta(before, batch_histogram(server)))
         record["seed"] = seed
         info["runs"].append(record)
-        if run == 1 and wants_cdf(config):
+        if run == 1 and load == p.judged_load and wants_cdf(config):
             info.update(latencies_ms=latencies_ms(records), latencies_run=1)
 
     benchmark.group = "open-loop"
     benchmark.pedantic(run_once, rounds=1, iterations=1)
-    progress(_line(f"{_where(config, sweep_store)} open loop {rate:.1f} req/s run {run}/{p.runs}", info["runs"][0]))
+    progress(_line(f"{_where(config, sweep_store)} open loop {load:g} x baseline = {rate:.1f} req/s run "
+                   f"{run}/{p.runs}", info["runs"][0]))
     benchmark.extra_info.update(info)
     sweep_store.add(request.node.name, benchmark.extra_info)
     assert server.alive(), f"the {config.label} server died during the open loop (exit {server.proc.returncode})"

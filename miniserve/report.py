@@ -21,16 +21,23 @@ from miniserve import criteria
 from miniserve.sweep_results import ConfigResult, Spread, SweepResults
 
 EXPERIMENT = "phase-33-lab-02"
-FILES = ("batch_sweep.csv", "throughput_vs_batch.png", "p95_vs_batch.png", "latency_cdf_baseline_vs_batch8.png",
-         "batch_fill_histogram.png", "manifest.json", "benchmark.json")
+FILES = ("batch_sweep.csv", "open_loop_by_load.csv", "throughput_vs_batch.png", "p95_vs_batch.png",
+         "p95_vs_load.png", "latency_cdf_baseline_vs_batch8.png", "batch_fill_histogram.png", "manifest.json",
+         "benchmark.json")
 CSV_COLUMNS = (
     "config", "mode", "max_batch", "max_wait_ms", "torch_threads", "workers", "runs",
     "p50_ms", "p95_ms", "p99_ms", "throughput_rps",
     "p50_ms_min", "p50_ms_max", "p95_ms_min", "p95_ms_max", "p99_ms_min", "p99_ms_max",
     "throughput_rps_min", "throughput_rps_max", "requests", "status_counts",
-    "mean_batch_size", "mean_batch_fill", "open_loop_rate_rps", "open_loop_runs",
+    "mean_batch_size", "mean_batch_fill", "open_loop_rate_fraction", "open_loop_rate_rps", "open_loop_runs",
     "open_loop_p50_ms", "open_loop_p95_ms", "open_loop_p95_ms_min", "open_loop_p95_ms_max",
     "open_loop_p99_ms", "open_loop_requests", "open_loop_status_counts",
+)
+# one row per (configuration, open-loop load): the latency cost of batching as the offered load grows
+OPEN_LOOP_COLUMNS = (
+    "config", "mode", "max_batch", "max_wait_ms", "load_fraction", "rate_rps", "runs", "p50_ms", "p95_ms",
+    "p95_ms_min", "p95_ms_max", "p99_ms", "baseline_p95_ms", "p95_minus_baseline_ms", "mean_batch_size",
+    "requests", "status_counts",
 )
 
 
@@ -60,7 +67,7 @@ def _statuses(counts: dict[str, int]) -> str:
     return ";".join(f"{k}={v}" for k, v in sorted(counts.items(), key=lambda kv: int(kv[0])))
 
 
-def csv_row(row: ConfigResult) -> dict[str, Any]:
+def csv_row(row: ConfigResult, judged_load: float | None = None) -> dict[str, Any]:
     c, closed, opened = row.config, row.closed, row.open
     out: dict[str, Any] = {
         "config": c.key, "mode": c.mode, "max_batch": c.max_batch, "max_wait_ms": c.max_wait_ms,
@@ -76,6 +83,7 @@ def csv_row(row: ConfigResult) -> dict[str, Any]:
     out["mean_batch_size"] = _med(row.mean_batch_size)
     fill = row.mean_batch_size.median / c.max_batch if row.mean_batch_size and c.max_batch else None
     out["mean_batch_fill"] = _r(fill, 3)
+    out["open_loop_rate_fraction"] = judged_load if opened else None
     out["open_loop_rate_rps"] = _r(opened.rate_rps) if opened and opened.rate_rps else None
     out["open_loop_runs"] = len(opened.runs) if opened else 0
     out["open_loop_p50_ms"] = _med(opened.p50_ms) if opened else None
@@ -93,7 +101,40 @@ def write_csv(results: SweepResults, path: Path) -> None:
         w = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
         w.writeheader()
         for row in results.configs:
-            w.writerow({k: "" if v is None else v for k, v in csv_row(row).items()})
+            w.writerow({k: "" if v is None else v for k, v in csv_row(row, results.params.judged_load).items()})
+
+
+def open_loop_rows(results: SweepResults) -> list[dict[str, Any]]:
+    base = results.baseline
+    out = []
+    for load in results.params.open_loop_loads:
+        base_loop = base.open_by_load.get(load) if base else None
+        base_p95 = base_loop.p95_ms.median if base_loop and base_loop.p95_ms else None
+        for row in results.configs:
+            loop, c = row.open_by_load.get(load), row.config
+            if loop is None:
+                continue
+            p95 = loop.p95_ms
+            batch = Spread.of(r["batch_size"]["sum"] / r["batch_size"]["count"] for r in loop.runs
+                              if (r.get("batch_size") or {}).get("count"))
+            out.append({
+                "config": c.key, "mode": c.mode, "max_batch": c.max_batch, "max_wait_ms": c.max_wait_ms,
+                "load_fraction": load, "rate_rps": _r(loop.rate_rps), "runs": len(loop.runs),
+                "p50_ms": _med(loop.p50_ms), "p95_ms": _med(p95), "p95_ms_min": _r(p95.min) if p95 else None,
+                "p95_ms_max": _r(p95.max) if p95 else None, "p99_ms": _med(loop.p99_ms),
+                "baseline_p95_ms": _r(base_p95),
+                "p95_minus_baseline_ms": _r(p95.median - base_p95) if p95 and base_p95 is not None else None,
+                "mean_batch_size": _med(batch), "requests": loop.requests, "status_counts": _statuses(loop.statuses),
+            })
+    return out
+
+
+def write_open_loop_csv(results: SweepResults, path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=OPEN_LOOP_COLUMNS)
+        w.writeheader()
+        for row in open_loop_rows(results):
+            w.writerow({k: "" if row[k] is None else row[k] for k in OPEN_LOOP_COLUMNS})
 
 
 def _clean(x: Any) -> Any:
@@ -117,6 +158,24 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
+def _open_loop_summary(results: SweepResults) -> list[dict[str, Any]]:
+    """Per open-loop load: its rate, whether the p95 criterion is judged there, and which static configs had a
+    p95 above the baseline's -- the trade-off at every load measured, not only the judged one."""
+    rows = open_loop_rows(results)
+    out = []
+    for load in results.params.open_loop_loads:
+        here = [r for r in rows if r["load_fraction"] == load]
+        base = next((r for r in here if r["config"] == "baseline"), None)
+        static = {r["config"]: r["p95_ms"] for r in here if r["config"] != "baseline"}
+        base_p95 = base["p95_ms"] if base else None
+        out.append({"load_fraction": load, "judged": load == results.params.judged_load,
+                    "rate_rps": base["rate_rps"] if base else None, "baseline_p95_ms": base_p95,
+                    "static_p95_ms": static,
+                    "static_above_baseline": None if base_p95 is None else
+                    sorted(k for k, v in static.items() if v is not None and v > base_p95)})
+    return out
+
+
 def build_manifest(benchmark_json: dict[str, Any], results: SweepResults, out_dir: Path) -> dict[str, Any]:
     machine = benchmark_json.get("machine_info") or {}
     env = dict(machine.get("miniserve") or {})
@@ -135,6 +194,7 @@ def build_manifest(benchmark_json: dict[str, Any], results: SweepResults, out_di
         "model_sha256": env.get("model_sha256"),
         "sweep": {**results.params.to_dict(), "lab_defaults": results.params.is_lab_default()},
         "open_loop_rate_rps": base.open.rate_rps if base and base.open else None,
+        "open_loop_by_load": _open_loop_summary(results),
         "servers": {r.key: {"label": r.config.label, **r.server} for r in results.configs},
         "load_generator": None if cal is None else {
             "client": cal.client, "concurrency": cal.concurrency, "requests": cal.requests,
@@ -154,6 +214,7 @@ def write_experiment(benchmark_json: dict[str, Any], out_dir: str | Path | None 
     out.mkdir(parents=True, exist_ok=True)
     results = SweepResults.from_benchmark_json(benchmark_json)
     write_csv(results, out / "batch_sweep.csv")
+    write_open_loop_csv(results, out / "open_loop_by_load.csv")
     write_plots(results, out)
     manifest = build_manifest(benchmark_json, results, out)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

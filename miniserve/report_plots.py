@@ -1,4 +1,4 @@
-"""The experiment's four figures, drawn from a SweepResults table (no measuring here).
+"""The experiment's five figures, drawn from a SweepResults table (no measuring here).
 
 Figures are built on matplotlib's object API with the Agg canvas (no pyplot state, no display needed). Each one
 says in its title what was measured and how, so it can be read without the code.
@@ -108,12 +108,49 @@ def plot_p95(results: SweepResults, path: Path) -> None:
     rate = _rate(results)
     rate_text = f"{rate:.1f} req/s" if rate else "n/a"
     right.set_title(f"Open loop, Poisson arrivals at {rate_text} for every config\n"
-                    f"(half the baseline's throughput): the latency cost of batching", fontsize=10)
+                    f"({results.params.judged_load:g} x the baseline's throughput): the latency cost of batching",
+                    fontsize=10)
     for ax in (left, right):
         ax.set_ylabel("p95 latency (ms)")
         ax.set_ylim(bottom=0)
         ax.legend(fontsize=8)
     fig.suptitle(f"p95 latency vs max_batch (median over {_runs(results.params.runs)}, bar = min-max)")
+    fig.savefig(path, **_SAVE)
+
+
+def plot_p95_vs_load(results: SweepResults, path: Path) -> None:
+    """Open-loop p50 and p95 against the offered load, one line per configuration: where batching costs latency
+    (light load: a request waits for its batch and decodes the longest member's tokens) and where the unbatched
+    server's own queueing catches up with it."""
+    fig = _figure(13, 5.5)
+    panels = fig.subplots(1, 2)
+    rows = ([results.baseline] if results.baseline else []) + _static_rows(results)
+    judged = results.params.judged_load
+    for ax, attr in zip(panels, ("p50_ms", "p95_ms")):
+        for i, row in enumerate(rows):
+            pts = sorted((loop.rate_rps, s) for loop in row.open_by_load.values()
+                         if loop.rate_rps and (s := getattr(loop, attr)) is not None)
+            if not pts:
+                continue
+            base = row.config.is_baseline
+            color = BASELINE_COLOR if base else WAIT_COLORS[(i - 1) % len(WAIT_COLORS)]
+            ax.errorbar([x for x, _ in pts], [s.median for _, s in pts],
+                        yerr=[[s.median - s.min for _, s in pts], [s.max - s.median for _, s in pts]],
+                        marker="s" if base else "o", capsize=3, lw=3 if base else 1.5, color=color,
+                        label=row.config.label, zorder=3 if base else 2)
+        rate = results.baseline.open_by_load.get(judged) if results.baseline else None
+        if rate is not None and rate.rate_rps:
+            ax.axvline(rate.rate_rps, color="0.5", lw=1, ls=":",
+                       label=f"judged load: {judged:g} x baseline = {rate.rate_rps:.1f} req/s")
+        ax.set_xlabel("offered load (Poisson arrivals, requests / s)")
+        ax.set_ylabel(f"{attr[:3]} latency (ms)")
+        ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3)
+        ax.set_title(f"Open-loop {attr[:3]} (median over {_runs(results.params.runs)}, bar = min-max)", fontsize=10)
+    panels[1].legend(fontsize=8, loc="upper left")
+    loads = ", ".join(f"{f:g}" for f in results.params.open_loop_loads)
+    fig.suptitle(f"Latency vs offered load (fractions {loads} of the baseline's closed-loop throughput): what "
+                 "batching costs a request at each load")
     fig.savefig(path, **_SAVE)
 
 
@@ -198,5 +235,6 @@ def plot_batch_fill(results: SweepResults, path: Path) -> None:
 def write_plots(results: SweepResults, out: Path) -> None:
     plot_throughput(results, out / "throughput_vs_batch.png")
     plot_p95(results, out / "p95_vs_batch.png")
+    plot_p95_vs_load(results, out / "p95_vs_load.png")
     plot_latency_cdf(results, out / "latency_cdf_baseline_vs_batch8.png")
     plot_batch_fill(results, out / "batch_fill_histogram.png")

@@ -91,6 +91,14 @@ def parse_configs(text: str) -> list[SweepConfig]:
     return sorted(configs, key=lambda c: not c.is_baseline)
 
 
+def parse_loads(text: str) -> tuple[float, ...]:
+    """Comma-separated open-loop loads, e.g. '0.2,0.5' (SweepParams checks their range)."""
+    try:
+        return tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise ValueError(f"open-loop loads are comma-separated fractions like 0.2,0.5, got {text!r}") from None
+
+
 @dataclass(slots=True)
 class SweepParams:
     """The load each configuration gets. Defaults are the lab's; the command line can shrink them for a quick run."""
@@ -100,7 +108,11 @@ class SweepParams:
     runs: int = 3
     configs: str = LAB_CONFIGS
     open_loop_duration_s: float = 15.0
-    open_loop_rate_fraction: float = 0.5  # of the baseline's median closed-loop throughput
+    # Open-loop offered loads, as fractions of the baseline's median closed-loop throughput. The p95 criterion is
+    # judged at the first: one fifth, the issue's measured example (20 of ~100 req/s), where the unbatched server
+    # is not yet queueing. Half (the issue's wording) is measured and reported beside it: there the baseline's own
+    # queueing tail is as long as a batch's wait, and the verdict flips between sweeps of the same code.
+    open_loop_loads: tuple[float, ...] = (0.2, 0.5)
     calibration_concurrency: int = 50
     calibration_total: int = 5000
 
@@ -110,13 +122,21 @@ class SweepParams:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.open_loop_duration_s <= 0:
             raise ValueError(f"open_loop_duration_s must be > 0, got {self.open_loop_duration_s}")
-        if not 0 < self.open_loop_rate_fraction <= 1:
-            raise ValueError(f"open_loop_rate_fraction must be in (0, 1], got {self.open_loop_rate_fraction}")
+        self.open_loop_loads = tuple(float(f) for f in self.open_loop_loads)  # a JSON list reads back as a tuple
+        if not self.open_loop_loads or any(not 0 < f <= 1 for f in self.open_loop_loads):
+            raise ValueError(f"open_loop_loads must be fractions in (0, 1], got {self.open_loop_loads}")
+        if len(set(self.open_loop_loads)) != len(self.open_loop_loads):
+            raise ValueError(f"duplicate open_loop_loads: {self.open_loop_loads}")
         parse_configs(self.configs)  # fail at option parsing, not half-way through the sweep
 
     @property
     def config_list(self) -> list[SweepConfig]:
         return parse_configs(self.configs)
+
+    @property
+    def judged_load(self) -> float:
+        """The open-loop load the p95 criterion is judged at (the others are reported)."""
+        return self.open_loop_loads[0]
 
     def is_lab_default(self) -> bool:
         return self.to_dict() == SweepParams().to_dict()
@@ -130,7 +150,10 @@ class SweepParams:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SweepParams:
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        kwargs = {k: v for k, v in d.items() if k in names}
+        if "open_loop_loads" not in d and "open_loop_rate_fraction" in d:  # sweeps before two open-loop loads
+            kwargs["open_loop_loads"] = (d["open_loop_rate_fraction"],)
+        return cls(**kwargs)
 
 
 @dataclass(slots=True, frozen=True)
@@ -207,7 +230,8 @@ class LoopResult:
 class ConfigResult:
     config: SweepConfig
     closed: LoopResult | None = None
-    open: LoopResult | None = None
+    open: LoopResult | None = None  # at the judged open-loop load (SweepParams.judged_load)
+    open_by_load: dict[float, LoopResult] = field(default_factory=dict)  # every open-loop load, by fraction
     server: dict[str, Any] = field(default_factory=dict)  # torch_threads, workers, max_queue... as the server ran
     batch_hist: dict[str, int] = field(default_factory=dict)  # closed-loop batches per bucket upper bound, all runs
     mean_batch_size: Spread | None = None  # per run: batch-size sum / batch count, from /metrics deltas
@@ -252,7 +276,7 @@ class SweepResults:
         """`benchmarks`: entries shaped like the benchmark JSON's (each with "extra_info"); others are ignored."""
         rows = {c.key: ConfigResult(c) for c in params.config_list}
         calibration = None
-        loops: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+        loops: dict[tuple[str, str, float | None], list[Mapping[str, Any]]] = {}
         for bench in benchmarks:
             info = bench.get("extra_info") or {}
             kind = info.get("kind")
@@ -268,11 +292,15 @@ class SweepResults:
             config = SweepConfig(info["mode"], info.get("max_batch"), info.get("max_wait_ms"))
             row = rows.setdefault(config.key, ConfigResult(config))
             row.server.update(info.get("server") or {})
-            loops.setdefault((kind, config.key), []).append(info)
-        for (kind, key), infos in loops.items():
+            # an open-loop record without its load is from a sweep that ran one load: the judged one
+            load = float(info.get("rate_fraction", params.judged_load)) if kind == "open_loop" else None
+            loops.setdefault((kind, config.key, load), []).append(info)
+        for (kind, key, load), infos in loops.items():
             row, loop = rows[key], LoopResult.from_records(infos)
-            if kind == "open_loop":
-                row.open = loop
+            if load is not None:
+                row.open_by_load[load] = loop
+                if load == params.judged_load:
+                    row.open = loop
                 continue
             row.closed = loop
             hists = [r["batch_size"] for r in loop.runs if r.get("batch_size")]

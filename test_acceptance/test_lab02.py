@@ -31,21 +31,10 @@ def test_throughput_at_least_1_5x_baseline(judged, gain_config: str) -> None:
     check(verdict(judged, "throughput_gain", gain_config))
 
 
-# A known failure: measured, reported with its numbers in the manifest, and awaiting the steering's decision (the
-# README's "Results" and the note on the sweep issue say why). A false verdict is reported as XFAIL with the numbers;
-# missing or stale results still FAIL, and a run where the criterion holds passes.
-P95_AT_HALF_LOAD = (
-    "at half the baseline's throughput the unbatched server is already queueing (2 GIL-bound model threads: p50 "
-    "~2x, p95 ~6x its 20 ms service time), and that tail hides what a batch's wait costs, which shows in the p50 "
-    "instead; at one fifth of the baseline's throughput (the issue's own example: 20 of 100 req/s) every static "
-    "max_batch >= 4 had a higher p95 than the baseline in a side-by-side measurement")
-
-
 def test_p95_above_baseline_at_same_offered_load(judged, gain_config: str) -> None:
-    """Every static max_batch >= 4 pays for its throughput in latency: open-loop p95 above the baseline's."""
-    v = verdict(judged, "p95_above_baseline_at_same_load", gain_config)
-    if not v.passed:
-        pytest.xfail(f"{v.criterion}: {v.message} -- known: {P95_AT_HALF_LOAD}")
+    """Every static max_batch >= 4 pays for its throughput in latency: open-loop p95 above the baseline's at the
+    same Poisson rate (the judged load, one fifth of the baseline's throughput by default)."""
+    check(verdict(judged, "p95_above_baseline_at_same_load", gain_config))
 
 
 def test_throughput_saturates(judged) -> None:

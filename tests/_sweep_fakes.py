@@ -12,7 +12,11 @@ GOOD_THROUGHPUT = {"baseline": 100.0, "static-1-0": 95.0, "static-2-10": 140.0, 
                    "static-8-20": 205.0, "static-16-20": 212.0, "static-32-50": 208.0}
 GOOD_OPEN_P95 = {"baseline": 29.0, "static-1-0": 31.0, "static-2-10": 40.0, "static-4-10": 45.0,
                  "static-8-20": 54.0, "static-16-20": 60.0, "static-32-50": 90.0}
-RATE = 50.0  # half the baseline's throughput
+# at half load the baseline queues: its p95 is as long as the batches' (reported, not judged)
+HALF_LOAD_P95 = {"baseline": 80.0, "static-1-0": 82.0, "static-2-10": 78.0, "static-4-10": 75.0,
+                 "static-8-20": 79.0, "static-16-20": 85.0, "static-32-50": 110.0}
+RATE = 20.0  # the judged load: one fifth of the baseline's throughput
+HALF_RATE = 50.0
 BOUNDS = ("1", "2", "3", "4", "6", "8", "12", "16", "24", "32", "48", "64", "+Inf")  # miniserve_batch_size buckets
 
 
@@ -42,14 +46,18 @@ def _run(i: int, tput: float, p95: float, requests: int, statuses: dict[str, int
 def fake_benchmark_json(throughput: dict[str, float] | None = None, open_p95: dict[str, float] | None = None,
                         *, ceiling_rps: float | None = 4000.0, runs: int = 3, total: int = 500,
                         closed_statuses: dict[str, dict[str, int]] | None = None,
-                        drop: tuple[str, ...] = (), open_rate: dict[str, float] | None = None) -> dict[str, Any]:
-    """A pytest-benchmark document. `drop` removes records: 'closed:KEY' / 'open:KEY'."""
+                        drop: tuple[str, ...] = (), open_rate: dict[str, float] | None = None,
+                        half_load: bool = True) -> dict[str, Any]:
+    """A pytest-benchmark document. `drop` removes records: 'closed:KEY' / 'open:KEY' (the judged load) /
+    'half:KEY'. `half_load=False`: a sweep of one open-loop load, as sweeps before open_loop_loads recorded it
+    (no rate_fraction in the records, open_loop_rate_fraction in the parameters)."""
     throughput = dict(GOOD_THROUGHPUT if throughput is None else throughput)
     open_p95 = dict(GOOD_OPEN_P95 if open_p95 is None else open_p95)
     closed_statuses = closed_statuses or {}
     configs = ",".join("baseline" if k == "baseline" else "{max_batch}:{max_wait_ms:g}".format(**_config_fields(k))
                        for k in throughput)
-    params = SweepParams(concurrency=50, total=total, runs=runs, configs=configs)
+    params = SweepParams(concurrency=50, total=total, runs=runs, configs=configs,
+                         open_loop_loads=(0.2, 0.5) if half_load else (0.2,))
     benchmarks: list[dict[str, Any]] = []
     for key, tput in throughput.items():
         fields = _config_fields(key)
@@ -61,24 +69,36 @@ def fake_benchmark_json(throughput: dict[str, float] | None = None, open_p95: di
         if key == "baseline" or fields["max_batch"] == 8:
             closed["latencies_ms"] = [10.0 + i for i in range(total)]
             closed["latencies_run"] = 1
-        n_open = int(RATE * 15)
         rate = (open_rate or {}).get(key, RATE)
         opened = {"kind": "open_loop", "config": key, **fields, "server": server, "rate_rps": rate,
-                  "duration_s": 15.0, "runs": [_run(i, rate, open_p95[key], n_open, None, None) for i in range(runs)]}
+                  "duration_s": 15.0, "runs": [_run(i, rate, open_p95[key], int(rate * 15), None, batch // 4 or 1)
+                                               for i in range(runs)]}
+        if half_load:
+            opened["rate_fraction"] = 0.2
         if key == "baseline" or fields["max_batch"] == 8:
             opened["latencies_ms"] = [open_p95[key] * (i + 1) / 100 for i in range(100)]
             opened["latencies_run"] = 1
-        for kind, info in (("closed", closed), ("open", opened)):
+        half = {"kind": "open_loop", "config": key, **fields, "server": server, "rate_rps": HALF_RATE,
+                "rate_fraction": 0.5, "duration_s": 15.0,
+                "runs": [_run(i, HALF_RATE, HALF_LOAD_P95.get(key, 80.0), int(HALF_RATE * 15), None, batch // 2 or 1)
+                         for i in range(runs)]}
+        records = [("closed", closed), ("open", opened)] + ([("half", half)] if half_load else [])
+        for kind, info in records:
             if f"{kind}:{key}" not in drop:
-                benchmarks.append({"name": f"test_{kind}_loop[{key}]", "group": f"{kind}-loop",
+                loop = "closed" if kind == "closed" else "open"
+                benchmarks.append({"name": f"test_{loop}_loop[{kind}-{key}]", "group": f"{loop}-loop",
                                    "extra_info": info, "stats": {"median": 1.0}})
     if ceiling_rps is not None:
         benchmarks.append({"name": "test_loadgen_ceiling[baseline]", "group": "calibration", "extra_info": {
             "kind": "calibration", "client": "aiohttp", "concurrency": 50, "requests": 5000,
             "by_status": {"200": 5000}, "throughput_rps": ceiling_rps, "p50_ms": 9.0, "p95_ms": 15.0}})
+    sweep = params.to_dict()
+    if not half_load:
+        del sweep["open_loop_loads"]
+        sweep["open_loop_rate_fraction"] = 0.2
     return copy.deepcopy({
         "machine_info": {"node": "test", "miniserve": {
-            "sweep": params.to_dict(), "python": "3.11.0", "torch": "2.13.0", "packages": {"starlette": "0.47"},
+            "sweep": sweep, "python": "3.11.0", "torch": "2.13.0", "packages": {"starlette": "0.47"},
             "cpu_count": 2, "cpu_affinity": 2, "model_sha256": "ab" * 32}},
         "commit_info": {"id": "0123456789abcdef0123456789abcdef01234567", "dirty": False},
         "benchmarks": benchmarks,

@@ -70,6 +70,17 @@ def test_p95_tradeoff_fails_when_batching_is_not_slower_at_equal_load() -> None:
     assert v["static-16-20"].passed
 
 
+def test_p95_tradeoff_is_judged_at_the_first_load_and_says_which() -> None:
+    v = by_config(criteria.p95_tradeoff(results()))
+    assert v["static-4-10"].passed and "= 0.2 x the baseline's throughput" in v["static-4-10"].message
+    # the fakes' half load has the baseline queueing (p95 80 ms) past static (4, 10)'s 75 ms: judged there, it fails
+    doc = fake_benchmark_json()
+    doc["machine_info"]["miniserve"]["sweep"]["open_loop_loads"] = [0.5, 0.2]
+    v = by_config(criteria.p95_tradeoff(SweepResults.from_benchmark_json(doc)))
+    assert not v["static-4-10"].passed and "75.0 ms <= the baseline's 80.0 ms" in v["static-4-10"].message
+    assert v["static-32-50"].passed and "= 0.5 x" in v["static-32-50"].message
+
+
 def test_p95_tradeoff_within_run_spread_is_inconclusive() -> None:
     v = by_config(criteria.p95_tradeoff(results(open_p95={**GOOD_OPEN_P95, "static-8-20": 29.0})))
     assert not v["static-8-20"].passed and v["static-8-20"].inconclusive  # runs 27.6-30.4 vs 27.6-30.4
@@ -130,7 +141,11 @@ def test_all_ok_fails_on_any_non_200_and_names_it() -> None:
 
 def test_all_ok_fails_on_a_missing_run_or_loop() -> None:
     v = by_config(criteria.all_ok(results(drop=("open:static-2-10",))))
-    assert not v["static-2-10"].passed and "no open loop results" in v["static-2-10"].message
+    assert not v["static-2-10"].passed and "no results for the open loop at 0.2 x" in v["static-2-10"].message
+    v = by_config(criteria.all_ok(results(drop=("half:static-2-10",))))  # the reported load counts too
+    assert not v["static-2-10"].passed and "no results for the open loop at 0.5 x" in v["static-2-10"].message
+    v = by_config(criteria.all_ok(results(drop=("closed:static-2-10",))))
+    assert not v["static-2-10"].passed and "no results for the closed loop" in v["static-2-10"].message
     assert [x.config for x in criteria.all_ok(results())] == list(GOOD_THROUGHPUT)
 
 

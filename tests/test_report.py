@@ -48,8 +48,27 @@ def test_csv_has_one_row_per_config_with_medians_and_spread(folder: Path) -> Non
     assert b8["runs"] == "3" and b8["status_counts"] == "200=1500" and b8["requests"] == "1500"
     assert float(b8["mean_batch_size"]) == pytest.approx(500 / 66, abs=0.01)
     assert float(b8["mean_batch_fill"]) == pytest.approx(500 / 66 / 8, abs=0.001)
-    assert b8["open_loop_rate_rps"] == "50.0" and b8["open_loop_p95_ms"] == "54.0"
+    assert b8["open_loop_rate_rps"] == "20.0" and b8["open_loop_p95_ms"] == "54.0"
+    assert b8["open_loop_rate_fraction"] == "0.2"  # the judged load
     assert b8["torch_threads"] == "2" and base["torch_threads"] == "1"
+
+
+def test_open_loop_csv_has_a_row_per_config_and_load(folder: Path) -> None:
+    rows = read_csv(folder / "open_loop_by_load.csv")
+    assert [(r["config"], r["load_fraction"]) for r in rows] == [(k, f) for f in ("0.2", "0.5") for k in GOOD_THROUGHPUT]
+    half8 = next(r for r in rows if r["config"] == "static-8-20" and r["load_fraction"] == "0.5")
+    assert half8["rate_rps"] == "50.0" and half8["p95_ms"] == "79.0" and half8["baseline_p95_ms"] == "80.0"
+    assert half8["p95_minus_baseline_ms"] == "-1.0" and half8["runs"] == "3" and half8["status_counts"] == "200=2250"
+    assert float(half8["mean_batch_size"]) == pytest.approx(750 / 189, abs=0.01)  # the runs' /metrics deltas
+
+
+def test_manifest_shows_the_trade_off_at_every_load(folder: Path) -> None:
+    m = json.loads((folder / "manifest.json").read_text())
+    light, half = m["open_loop_by_load"]
+    assert light["load_fraction"] == 0.2 and light["judged"] and light["rate_rps"] == 20.0
+    assert light["static_above_baseline"] == sorted(k for k in GOOD_THROUGHPUT if k != "baseline")
+    assert half["load_fraction"] == 0.5 and not half["judged"] and half["baseline_p95_ms"] == 80.0
+    assert half["static_above_baseline"] == ["static-1-0", "static-16-20", "static-32-50"]
 
 
 def test_manifest_records_provenance_and_verdicts(folder: Path) -> None:
@@ -60,7 +79,7 @@ def test_manifest_records_provenance_and_verdicts(folder: Path) -> None:
     assert m["sweep"]["runs"] == 3 and m["sweep"]["lab_defaults"] is True
     assert m["load_generator"]["ceiling_rps"] == 4000.0
     assert m["servers"]["static-8-20"]["torch_threads"] == 2
-    assert m["open_loop_rate_rps"] == 50.0
+    assert m["open_loop_rate_rps"] == 20.0
     assert m["acceptance"]["all_passed"] is True
     assert {v["criterion"] for v in m["acceptance"]["verdicts"]} >= {"throughput_gain", "saturation"}
     assert m["date"].startswith("2025-11-28")

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from miniserve.sweep_results import (LAB_CONFIGS, Spread, SweepConfig, SweepParams, SweepResults, histogram_delta,
+                                     parse_loads,
                                      parse_batch_histogram, parse_configs, stale_reason)
 from tests._sweep_fakes import fake_benchmark_json, per_run_records
 
@@ -39,6 +40,35 @@ def test_params_know_whether_they_are_the_labs() -> None:
         SweepParams(runs=0)
 
 
+def test_open_loop_loads_are_fractions_judged_at_the_first() -> None:
+    assert SweepParams().open_loop_loads == (0.2, 0.5) and SweepParams().judged_load == 0.2
+    assert SweepParams(open_loop_loads=parse_loads("0.5, 0.2")).judged_load == 0.5
+    assert SweepParams.from_dict({"open_loop_loads": [0.2, 0.5]}) == SweepParams()  # as JSON reads it back
+    # a sweep saved before there were two loads ran one, at its open_loop_rate_fraction
+    assert SweepParams.from_dict({"open_loop_rate_fraction": 0.5}).open_loop_loads == (0.5,)
+    for bad, match in (((), "fractions in"), ((0.0,), "fractions in"), ((1.5,), "fractions in"),
+                       ((0.2, 0.2), "duplicate")):
+        with pytest.raises(ValueError, match=match):
+            SweepParams(open_loop_loads=bad)
+    with pytest.raises(ValueError, match="comma-separated fractions"):
+        parse_loads("half")
+
+
+def test_open_loop_results_are_kept_per_load() -> None:
+    row = SweepResults.from_benchmark_json(fake_benchmark_json()).get("static-8-20")
+    assert row is not None and set(row.open_by_load) == {0.2, 0.5}
+    assert row.open is row.open_by_load[0.2]  # the judged load
+    assert row.open_by_load[0.5].rate_rps == 50.0 and row.open_by_load[0.5].p95_ms.median == 79.0
+    assert row.open_by_load[0.5].latencies_ms is None  # the CDF sample is the judged load's
+
+
+def test_a_single_load_sweep_reads_its_records_as_the_judged_load() -> None:
+    r = SweepResults.from_benchmark_json(fake_benchmark_json(half_load=False))
+    row = r.get("static-8-20")
+    assert r.params.open_loop_loads == (0.2,)
+    assert row is not None and row.open is not None and set(row.open_by_load) == {0.2}
+
+
 def test_spread_ignores_missing_values() -> None:
     assert Spread.of([3.0, None, 1.0, float("nan"), 2.0]) == Spread(2.0, 1.0, 3.0)
     assert Spread.of([None]) is None
@@ -53,7 +83,7 @@ def test_table_takes_medians_over_runs_and_sums_statuses() -> None:
     assert row.closed.statuses == {"200": 1500} and row.closed.requests == 1500
     assert {b: n for b, n in row.batch_hist.items() if n} == {"8": 186, "1": 12}  # 500 = 62 x 8 + 4 per run
     assert row.mean_batch_size is not None and row.mean_batch_size.median == pytest.approx(500 / 66)
-    assert row.open.rate_rps == 50.0 and row.open.latencies_ms is not None
+    assert row.open.rate_rps == 20.0 and row.open.latencies_ms is not None
     assert row.server["torch_threads"] == 2
     assert r.calibration is not None and r.calibration.throughput_rps == 4000.0
 
@@ -105,7 +135,7 @@ def test_stale_sweeps_are_refused_with_the_reason() -> None:
 def test_one_record_per_run_reads_as_the_same_table() -> None:
     whole = SweepResults.from_benchmark_json(fake_benchmark_json())
     split = SweepResults.from_benchmark_json(per_run_records(fake_benchmark_json()))
-    assert len([b for b in per_run_records(fake_benchmark_json())["benchmarks"]]) == 7 * 2 * 3 + 1
+    assert len([b for b in per_run_records(fake_benchmark_json())["benchmarks"]]) == 7 * 3 * 3 + 1  # closed + 2 open-loop loads
     for a, b in zip(whole.configs, split.configs, strict=True):
         assert a.key == b.key and a.server == b.server and a.batch_hist == b.batch_hist
         assert a.mean_batch_size == b.mean_batch_size
