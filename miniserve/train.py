@@ -105,6 +105,22 @@ def evaluate(gen: Generator, pairs: list[Pair], batch_size: int = 64) -> dict[st
     }
 
 
+def evaluate_tutor(gen: Generator, pairs: list[Pair], batch_size: int = 64) -> dict[str, float]:
+    """Exact match of what a learner gets back: the model's output through GrammarTutorAgent's guard, which returns a
+    sentence unchanged when the model rewrote more than one covered verb form. So a copying slip on a correct
+    sentence costs nothing here, while a plausible wrong verb edit ("the twins work" -> "works") still counts."""
+    from miniserve.agent import GrammarTutorAgent  # the agent is the product; training itself never needs it
+
+    agent = GrammarTutorAgent(gen)
+    hits: dict[str, list[int]] = {}
+    for i in range(0, len(pairs), batch_size):
+        chunk = pairs[i : i + batch_size]
+        outs = agent.correct_batch([p.source for p in chunk], [None] * len(chunk))
+        for p, out in zip(chunk, outs):
+            hits.setdefault(p.kind, []).append(int(out.text == p.target))
+    return {f"{kind}_exact": sum(h) / len(h) for kind, h in sorted(hits.items())}
+
+
 def train(cfg: TrainConfig, model_cfg_kwargs: dict, log=print) -> tuple[Generator, dict]:
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
@@ -197,9 +213,13 @@ def run_train(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else WEIGHTS_DIR
     save(gen, out, meta)
     shipped = Generator.load(out)
-    meta["heldout"] = evaluate(shipped, generate_pairs(FINAL_EVAL_PAIRS, "heldout", cfg.seed + 1))
+    final = generate_pairs(FINAL_EVAL_PAIRS, "heldout", cfg.seed + 1)
+    meta["heldout"] = evaluate(shipped, final)
+    meta["heldout_tutor"] = evaluate_tutor(shipped, final)
     (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-    print("held-out: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in meta["heldout"].items()))
+    print("held-out, model: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                         for k, v in meta["heldout"].items()))
+    print("held-out, tutor (through the guard): " + ", ".join(f"{k} {v:.4f}" for k, v in meta["heldout_tutor"].items()))
     print(f"wrote {out}")
     return 0
 
@@ -208,6 +228,6 @@ def run_eval(args: argparse.Namespace) -> int:
     gen = Generator.load(args.weights)
     meta = json.loads(((Path(args.weights) if args.weights else WEIGHTS_DIR) / META_FILE).read_text())
     pairs = generate_pairs(args.n, "heldout", meta["train_config"]["seed"] + 1)
-    scores = evaluate(gen, pairs)
+    scores = {"model": evaluate(gen, pairs), "tutor": evaluate_tutor(gen, pairs)}
     print(json.dumps(scores, indent=2))
     return 0

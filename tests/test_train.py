@@ -35,3 +35,22 @@ def test_config_rejects_nonsense() -> None:
     for bad in ({"length_group": 0}, {"steps": 0}, {"lr_min": 0.0}):
         with pytest.raises(ValueError):
             TrainConfig(**bad)
+
+
+def test_tutor_scores_count_what_the_guard_returns() -> None:
+    from tests.test_agent import FakeGenerator
+    from miniserve.train import evaluate, evaluate_tutor
+
+    pairs = generate_pairs(300, "heldout", seed=1)
+    oracle = {p.source: p.target for p in pairs}
+    # the model fixes every error but also mangles every correct sentence's last character
+    def rule(src: str) -> str:
+        target = oracle[src]
+        return target if target != src else src[:-1] + ("x" if src[-1] != "x" else "y")
+
+    gen = FakeGenerator(rule)
+    gen.fits = lambda s: True  # every held-out sentence reaches the fake, whatever its length
+    raw, tutor = evaluate(gen, pairs), evaluate_tutor(gen, pairs)
+    assert raw["error_exact"] == 1.0 and raw["correct_exact"] == 0.0
+    # the guard rejects a rewrite that touches no covered verb form: the learner gets the sentence back unchanged
+    assert tutor["correct_exact"] == 1.0 and tutor["ood_exact"] == 1.0 and tutor["error_exact"] == 1.0
