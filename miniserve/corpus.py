@@ -108,7 +108,7 @@ def _word(rng: random.Random, syllables: int, exotic: float = 0.0) -> str:
 
 
 class _Gen:
-    def __init__(self, split: str, seed: int, augment: bool = True) -> None:
+    def __init__(self, split: str, seed: int, augment: bool = True, correct_share: float | None = None) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         self.split = split
@@ -118,6 +118,13 @@ class _Gen:
         # so its pairs stay byte-identical and scores stay comparable across recipes.
         self.augment = augment and not self.heldout
         self.exotic = 0.15 if self.augment else 0.0
+        # Training only, like augment: the held-out split keeps KIND_WEIGHTS so scores stay comparable.
+        self.weights = [w for _, w in KIND_WEIGHTS]
+        if correct_share is not None and not self.heldout:
+            ood = self.weights[2]
+            if not 0 <= correct_share <= 1 - ood:
+                raise ValueError(f"correct_share must be in [0, {1 - ood:g}], got {correct_share}")
+            self.weights = [1 - ood - correct_share, correct_share, ood]
         self.rng = random.Random(seed * 1_000_003 + SPLITS.index(split))
         self.names = _split_list(NAMES, split)
         self.places = _split_list(PLACES, split)
@@ -440,9 +447,9 @@ class _Gen:
     def draw(self) -> Example:
         r = self.rng
         x = r.random()
-        if x < KIND_WEIGHTS[0][1]:
+        if x < self.weights[0]:
             return self.example("error", r.choice(ERROR_KEYS))
-        if x < KIND_WEIGHTS[0][1] + KIND_WEIGHTS[1][1]:
+        if x < self.weights[0] + self.weights[1]:
             return self.example("correct", None)
         return self.example("ood", None)
 
@@ -453,17 +460,20 @@ EXTRA_OBJECTS = _train_only(EXTRA_OBJECT_NOUNS)
 EXTRA_ACTIVITY_WORDS = [sg for sg, _ in _train_only(EXTRA_ACTIVITIES)]
 
 
-def generate_examples(n: int, split: str = "train", seed: int = 0, augment: bool = True) -> list[Example]:
+def generate_examples(n: int, split: str = "train", seed: int = 0, augment: bool = True,
+                      correct_share: float | None = None) -> list[Example]:
     """Pairs with the split-dependent strings they use (for disjointness checks)."""
     if n < 0:
         raise ValueError("n must be >= 0")
-    g = _Gen(split, seed, augment)
+    g = _Gen(split, seed, augment, correct_share)
     return [g.draw() for _ in range(n)]
 
 
-def generate_pairs(n: int, split: str = "train", seed: int = 0, augment: bool = True) -> list[Pair]:
-    """`n` pairs, ~60% error (balanced over the 7 types), ~25% correct, ~15% out-of-domain; same args -> same list."""
-    return [e.pair for e in generate_examples(n, split, seed, augment)]
+def generate_pairs(n: int, split: str = "train", seed: int = 0, augment: bool = True,
+                   correct_share: float | None = None) -> list[Pair]:
+    """`n` pairs, ~60% error (balanced over the 7 types), ~25% correct, ~15% out-of-domain; same args -> same list.
+    `correct_share` moves the training split's error/correct balance (the held-out split ignores it)."""
+    return [e.pair for e in generate_examples(n, split, seed, augment, correct_share)]
 
 
 def tokenizer_text(n: int = 20000, seed: int = 0, augment: bool = True) -> list[str]:

@@ -153,3 +153,15 @@ def test_exotic_letters_cover_every_utf8_continuation_byte() -> None:
     # A letter the corpus never names ("ň") is then still made of byte tokens the model has learned to copy.
     continuation = {b for ch in corpus_vocab.EXOTIC_LETTERS for b in ch.encode()[1:]}
     assert continuation == set(range(0x80, 0xC0))
+
+
+def test_correct_share_moves_the_training_mix_only() -> None:
+    kinds = lambda pairs: Counter(p.kind for p in pairs)  # noqa: E731
+    more = kinds(corpus.generate_pairs(4000, "train", seed=3, correct_share=0.35))
+    default = kinds(corpus.generate_pairs(4000, "train", seed=3))
+    assert 0.32 < more["correct"] / 4000 < 0.38 and 0.22 < default["correct"] / 4000 < 0.28
+    assert 0.12 < more["ood"] / 4000 < 0.18  # out-of-domain keeps its share; errors give way
+    held = corpus.generate_pairs(500, "heldout", seed=1)
+    assert corpus.generate_pairs(500, "heldout", seed=1, correct_share=0.35) == held
+    with pytest.raises(ValueError, match="correct_share"):
+        corpus.generate_pairs(10, "train", correct_share=0.9)
