@@ -159,6 +159,8 @@ def saturation(results: SweepResults) -> Verdict:
     if len(sizes) < 2:
         return Verdict(name, None, False, f"saturation needs at least two static max_batch values, got "
                        f"{sizes or 'none'}", numbers)
+    steps = ", ".join(f"{a} -> {b}: {curve[b] / curve[a] - 1:+.1%}" for a, b in zip(sizes, sizes[1:]) if curve[a] > 0)
+    shape += f" (steps {steps})" if steps else ""
     for i, b in enumerate(sizes[:-1]):
         later = max(sizes[i + 1:], key=lambda s: curve[s])
         gain = curve[later] / curve[b] - 1 if curve[b] > 0 else float("inf")

@@ -9,12 +9,15 @@ from miniserve.sweep_results import SweepParams
 
 # median closed-loop throughput (req/s) and open-loop p95 (ms) per configuration: a healthy lab-02 sweep
 GOOD_THROUGHPUT = {"baseline": 100.0, "static-1-0": 95.0, "static-2-10": 140.0, "static-4-10": 180.0,
-                   "static-8-20": 205.0, "static-16-20": 212.0, "static-32-50": 208.0}
+                   "static-8-20": 205.0, "static-16-20": 212.0, "static-32-50": 208.0,
+                   "static-64-50": 205.0}
 GOOD_OPEN_P95 = {"baseline": 29.0, "static-1-0": 31.0, "static-2-10": 40.0, "static-4-10": 45.0,
-                 "static-8-20": 54.0, "static-16-20": 60.0, "static-32-50": 90.0}
+                 "static-8-20": 54.0, "static-16-20": 60.0, "static-32-50": 90.0,
+                 "static-64-50": 95.0}
 # at half load the baseline queues: its p95 is as long as the batches' (reported, not judged)
 HALF_LOAD_P95 = {"baseline": 80.0, "static-1-0": 82.0, "static-2-10": 78.0, "static-4-10": 75.0,
-                 "static-8-20": 79.0, "static-16-20": 85.0, "static-32-50": 110.0}
+                 "static-8-20": 79.0, "static-16-20": 85.0, "static-32-50": 110.0,
+                 "static-64-50": 115.0}
 RATE = 20.0  # the judged load: one fifth of the baseline's throughput
 HALF_RATE = 50.0
 BOUNDS = ("1", "2", "3", "4", "6", "8", "12", "16", "24", "32", "48", "64", "+Inf")  # miniserve_batch_size buckets

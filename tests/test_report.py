@@ -68,7 +68,7 @@ def test_manifest_shows_the_trade_off_at_every_load(folder: Path) -> None:
     assert light["load_fraction"] == 0.2 and light["judged"] and light["rate_rps"] == 20.0
     assert light["static_above_baseline"] == sorted(k for k in GOOD_THROUGHPUT if k != "baseline")
     assert half["load_fraction"] == 0.5 and not half["judged"] and half["baseline_p95_ms"] == 80.0
-    assert half["static_above_baseline"] == ["static-1-0", "static-16-20", "static-32-50"]
+    assert half["static_above_baseline"] == ["static-1-0", "static-16-20", "static-32-50", "static-64-50"]
 
 
 def test_manifest_records_provenance_and_verdicts(folder: Path) -> None:

@@ -15,7 +15,7 @@ from tests._sweep_fakes import fake_benchmark_json, per_run_records
 def test_lab_configs_parse_with_the_baseline_first() -> None:
     configs = parse_configs("8:20," + LAB_CONFIGS.replace(",8:20", ""))
     assert [c.key for c in configs] == ["baseline", "static-8-20", "static-1-0", "static-2-10", "static-4-10",
-                                        "static-16-20", "static-32-50"]
+                                        "static-16-20", "static-32-50", "static-64-50"]
     assert configs[1].server_args() == ["--mode", "static", "--max-batch", "8", "--max-wait-ms", "20"]
     assert configs[0].server_args() == ["--mode", "unbatched"]
     assert configs[1].label == "static max_batch=8, max_wait=20 ms"
@@ -97,7 +97,7 @@ def test_table_keeps_configured_rows_even_without_results() -> None:
 def test_unknown_benchmarks_are_ignored() -> None:
     doc = fake_benchmark_json()
     doc["benchmarks"].append({"name": "test_correct_batch_throughput", "extra_info": {"kind": "correct_batch"}})
-    assert len(SweepResults.from_benchmark_json(doc).configs) == 7
+    assert len(SweepResults.from_benchmark_json(doc).configs) == 8
     assert SweepConfig.parse("baseline").is_baseline
 
 
@@ -135,7 +135,7 @@ def test_stale_sweeps_are_refused_with_the_reason() -> None:
 def test_one_record_per_run_reads_as_the_same_table() -> None:
     whole = SweepResults.from_benchmark_json(fake_benchmark_json())
     split = SweepResults.from_benchmark_json(per_run_records(fake_benchmark_json()))
-    assert len([b for b in per_run_records(fake_benchmark_json())["benchmarks"]]) == 7 * 3 * 3 + 1  # closed + 2 open-loop loads
+    assert len([b for b in per_run_records(fake_benchmark_json())["benchmarks"]]) == 8 * 3 * 3 + 1  # 8 configs: closed + 2 open-loop loads, 3 runs
     for a, b in zip(whole.configs, split.configs, strict=True):
         assert a.key == b.key and a.server == b.server and a.batch_hist == b.batch_hist
         assert a.mean_batch_size == b.mean_batch_size

@@ -41,7 +41,7 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
 def test_acceptance_judges_the_sweep_of_the_same_session_and_the_report_follows(project: pytest.Pytester,
                                                                                   per_run: bool) -> None:
     doc = per_run_records(fake_benchmark_json()) if per_run else fake_benchmark_json()
-    n = len(doc["benchmarks"])  # 7 configs x 2 loops (x 3 runs when per run) + 1 calibration
+    n = len(doc["benchmarks"])  # 8 configs x 3 loops (x 3 runs when per run) + 1 calibration
     records = project.path / "records.json"
     records.write_text(json.dumps(doc))
     project.mkdir("bench")
@@ -49,19 +49,19 @@ def test_acceptance_judges_the_sweep_of_the_same_session_and_the_report_follows(
     # acceptance named first on purpose: the conftest must still run it after the sweep
     result = project.runpytest_subprocess("test_acceptance", "bench", "--benchmark-json=out.json",
                                           "--experiment-dir=exp", "-p", "no:cacheprovider", "-v")
-    result.assert_outcomes(passed=n + 18)  # the synthetic benchmark records, 18 acceptance tests
+    result.assert_outcomes(passed=n + 21)  # the synthetic benchmark records, 21 acceptance tests
     lines = [ln for ln in result.outlines if " PASSED" in ln]
     assert all("bench/" in ln for ln in lines[:n]) and all("test_acceptance/" in ln for ln in lines[n:])
     result.stdout.fnmatch_lines(["*lab-02 experiment*", "*PASS  saturation: throughput saturates at max_batch=8*"])
     manifest = json.loads((project.path / "exp" / "manifest.json").read_text())
     assert manifest["acceptance"]["all_passed"] is True
     saved = json.loads((project.path / "out.json").read_text())
-    assert saved["machine_info"]["miniserve"]["sweep"]["configs"] == "baseline,1:0,2:10,4:10,8:20,16:20,32:50"
+    assert saved["machine_info"]["miniserve"]["sweep"]["configs"] == "baseline,1:0,2:10,4:10,8:20,16:20,32:50,64:50"
     assert json.loads((project.path / "exp" / "benchmark.json").read_text())["benchmarks"] == saved["benchmarks"]
 
 
 def test_acceptance_without_a_sweep_fails_and_says_how_to_run_it(project: pytest.Pytester) -> None:
     result = project.runpytest_subprocess("test_acceptance", "-p", "no:cacheprovider")
-    result.assert_outcomes(failed=18)
+    result.assert_outcomes(failed=21)
     result.stdout.fnmatch_lines(["*no sweep results in this session: run `pytest bench test_acceptance*"])
     assert not (project.path / "experiments").exists()
