@@ -55,7 +55,8 @@ def test_csv_has_one_row_per_config_with_medians_and_spread(folder: Path) -> Non
 
 def test_open_loop_csv_has_a_row_per_config_and_load(folder: Path) -> None:
     rows = read_csv(folder / "open_loop_by_load.csv")
-    assert [(r["config"], r["load_fraction"]) for r in rows] == [(k, f) for f in ("0.2", "0.5") for k in GOOD_THROUGHPUT]
+    expected = [(k, f) for f in ("0.2", "0.5") for k in GOOD_THROUGHPUT]
+    assert [(r["config"], r["load_fraction"]) for r in rows] == expected
     half8 = next(r for r in rows if r["config"] == "static-8-20" and r["load_fraction"] == "0.5")
     assert half8["rate_rps"] == "50.0" and half8["p95_ms"] == "79.0" and half8["baseline_p95_ms"] == "80.0"
     assert half8["p95_minus_baseline_ms"] == "-1.0" and half8["runs"] == "3" and half8["status_counts"] == "200=2250"

@@ -135,7 +135,8 @@ def test_stale_sweeps_are_refused_with_the_reason() -> None:
 def test_one_record_per_run_reads_as_the_same_table() -> None:
     whole = SweepResults.from_benchmark_json(fake_benchmark_json())
     split = SweepResults.from_benchmark_json(per_run_records(fake_benchmark_json()))
-    assert len([b for b in per_run_records(fake_benchmark_json())["benchmarks"]]) == 8 * 3 * 3 + 1  # 8 configs: closed + 2 open-loop loads, 3 runs
+    # 8 configs x (closed loop + 2 open-loop loads) x 3 runs + 1 calibration
+    assert len(per_run_records(fake_benchmark_json())["benchmarks"]) == 8 * 3 * 3 + 1
     for a, b in zip(whole.configs, split.configs, strict=True):
         assert a.key == b.key and a.server == b.server and a.batch_hist == b.batch_hist
         assert a.mean_batch_size == b.mean_batch_size
