@@ -73,6 +73,17 @@ def _split_complements(split: str) -> dict[str, list[str]]:
     }
 
 
+def kind_weights(correct_share: float | None = None) -> tuple[float, float, float]:
+    """(error, correct, out-of-domain) shares of a split: KIND_WEIGHTS, or with `correct_share` of correct sentences
+    taken from the errors' share (out-of-domain keeps its own)."""
+    error, correct, ood = (w for _, w in KIND_WEIGHTS)
+    if correct_share is None:
+        return error, correct, ood
+    if not 0 <= correct_share <= 1 - ood:
+        raise ValueError(f"correct_share must be in [0, {1 - ood:g}], got {correct_share}")
+    return 1 - ood - correct_share, correct_share, ood
+
+
 def _heldout_words() -> set[str]:
     """Every word of every held-out atom (fixed names, places, nouns, complement phrases), lower-cased."""
     atoms = _split_list(NAMES, "heldout") + _split_list(PLACES, "heldout") + _split_list(NOUNS_SG, "heldout")
@@ -119,12 +130,7 @@ class _Gen:
         self.augment = augment and not self.heldout
         self.exotic = 0.15 if self.augment else 0.0
         # Training only, like augment: the held-out split keeps KIND_WEIGHTS so scores stay comparable.
-        self.weights = [w for _, w in KIND_WEIGHTS]
-        if correct_share is not None and not self.heldout:
-            ood = self.weights[2]
-            if not 0 <= correct_share <= 1 - ood:
-                raise ValueError(f"correct_share must be in [0, {1 - ood:g}], got {correct_share}")
-            self.weights = [1 - ood - correct_share, correct_share, ood]
+        self.weights = kind_weights(None if self.heldout else correct_share)
         self.rng = random.Random(seed * 1_000_003 + SPLITS.index(split))
         self.names = _split_list(NAMES, split)
         self.places = _split_list(PLACES, split)

@@ -125,7 +125,7 @@ def plot_p95_vs_load(results: SweepResults, path: Path) -> None:
     fig = _figure(13, 5.5)
     panels = fig.subplots(1, 2)
     rows = ([results.baseline] if results.baseline else []) + _static_rows(results)
-    judged = results.params.judged_load
+    judged, judged_rate = results.params.judged_load, _rate(results)
     for ax, attr in zip(panels, ("p50_ms", "p95_ms")):
         for i, row in enumerate(rows):
             pts = sorted((loop.rate_rps, s) for loop in row.open_by_load.values()
@@ -138,10 +138,9 @@ def plot_p95_vs_load(results: SweepResults, path: Path) -> None:
                         yerr=[[s.median - s.min for _, s in pts], [s.max - s.median for _, s in pts]],
                         marker="s" if base else "o", capsize=3, lw=3 if base else 1.5, color=color,
                         label=row.config.label, zorder=3 if base else 2)
-        rate = results.baseline.open_by_load.get(judged) if results.baseline else None
-        if rate is not None and rate.rate_rps:
-            ax.axvline(rate.rate_rps, color="0.5", lw=1, ls=":",
-                       label=f"judged load: {judged:g} x baseline = {rate.rate_rps:.1f} req/s")
+        if judged_rate:
+            ax.axvline(judged_rate, color="0.5", lw=1, ls=":",
+                       label=f"judged load: {judged:g} x baseline = {judged_rate:.1f} req/s")
         ax.set_xlabel("offered load (Poisson arrivals, requests / s)")
         ax.set_ylabel(f"{attr[:3]} latency (ms)")
         ax.set_ylim(bottom=0)

@@ -13,7 +13,7 @@ import math
 import platform
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from miniserve.corpus import Pair, generate_pairs, tokenizer_text
+from miniserve.corpus import Pair, generate_pairs, kind_weights, tokenizer_text
 from miniserve.generate import MODEL_FILE, META_FILE, TOKENIZER_FILE, WEIGHTS_DIR, Generator
 from miniserve.model import MiniGPT, ModelConfig
 from miniserve.tokenizer import ByteBPETokenizer
@@ -61,8 +61,7 @@ class TrainConfig:
             raise ValueError("length_group must be >= 1")
         if not 0 < self.lr_min <= self.lr:
             raise ValueError("need 0 < lr_min <= lr")
-        if self.correct_share is not None and not 0 <= self.correct_share <= 0.85:  # 15% are out-of-domain
-            raise ValueError(f"correct_share must be in [0, 0.85], got {self.correct_share}")
+        kind_weights(self.correct_share)  # the corpus's own range check, before any training starts
 
 
 def encode_pair(tok: ByteBPETokenizer, p: Pair, dropout: float, rng: random.Random) -> tuple[list[int], int]:
@@ -97,14 +96,19 @@ def length_grouped_batches(
         yield from batches
 
 
-def evaluate(gen: Generator, pairs: list[Pair], batch_size: int = 64) -> dict[str, float]:
-    """Exact match of the model's raw output, per kind: errors fixed, correct and out-of-domain left unchanged."""
+def _exact_match(pairs: list[Pair], run: Callable[[list[str]], list[str]], batch_size: int) -> dict[str, list[int]]:
+    """Per kind, 1/0 for each pair whose output from `run` (a batch of sources in, their outputs out) is its target."""
     hits: dict[str, list[int]] = {}
     for i in range(0, len(pairs), batch_size):
         chunk = pairs[i : i + batch_size]
-        outs = gen.generate([p.source for p in chunk], stop_at_eos=True)
-        for p, out in zip(chunk, outs):
+        for p, out in zip(chunk, run([p.source for p in chunk]), strict=True):
             hits.setdefault(p.kind, []).append(int(out == p.target))
+    return hits
+
+
+def evaluate(gen: Generator, pairs: list[Pair], batch_size: int = 64) -> dict[str, float]:
+    """Exact match of the model's raw output, per kind: errors fixed, correct and out-of-domain left unchanged."""
+    hits = _exact_match(pairs, lambda sources: gen.generate(sources, stop_at_eos=True), batch_size)
     return {f"{kind}_exact": sum(h) / len(h) for kind, h in sorted(hits.items())} | {
         f"{kind}_n": len(h) for kind, h in sorted(hits.items())
     }
@@ -117,12 +121,8 @@ def evaluate_tutor(gen: Generator, pairs: list[Pair], batch_size: int = 64) -> d
     from miniserve.agent import GrammarTutorAgent  # the agent is the product; training itself never needs it
 
     agent = GrammarTutorAgent(gen)
-    hits: dict[str, list[int]] = {}
-    for i in range(0, len(pairs), batch_size):
-        chunk = pairs[i : i + batch_size]
-        outs = agent.correct_batch([p.source for p in chunk], [None] * len(chunk))
-        for p, out in zip(chunk, outs):
-            hits.setdefault(p.kind, []).append(int(out.text == p.target))
+    hits = _exact_match(pairs, lambda sources: [c.text for c in agent.correct_batch(sources, [None] * len(sources))],
+                        batch_size)
     return {f"{kind}_exact": sum(h) / len(h) for kind, h in sorted(hits.items())}
 
 

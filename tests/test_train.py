@@ -54,3 +54,9 @@ def test_tutor_scores_count_what_the_guard_returns() -> None:
     assert raw["error_exact"] == 1.0 and raw["correct_exact"] == 0.0
     # the guard rejects a rewrite that touches no covered verb form: the learner gets the sentence back unchanged
     assert tutor["correct_exact"] == 1.0 and tutor["ood_exact"] == 1.0 and tutor["error_exact"] == 1.0
+
+
+def test_train_config_refuses_an_impossible_correct_share_before_training() -> None:
+    with pytest.raises(ValueError, match=r"correct_share must be in \[0, 0.85\]"):
+        TrainConfig(correct_share=0.9)
+    assert TrainConfig(correct_share=0.85).correct_share == 0.85  # every training pair correct or out-of-domain
