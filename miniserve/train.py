@@ -12,6 +12,7 @@ import json
 import math
 import platform
 import random
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -200,7 +201,11 @@ def run_train(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("steps", args.steps), ("augment", args.augment),
                                    ("correct_share", args.correct_share),
                                    ("lr", args.lr), ("length_group", args.length_group)) if v is not None}
-    cfg = TrainConfig(seed=args.seed, **overrides)
+    try:
+        cfg = TrainConfig(seed=args.seed, **overrides)
+    except ValueError as e:  # a bad option: say so before the tokenizer starts, like `miniserve loadtest`
+        print(f"miniserve train: error: {e}", file=sys.stderr)
+        return 2
     recipe = MODEL_RECIPE | {k: v for k, v in (("d_model", args.d_model), ("n_layer", args.n_layer)) if v}
     started = time.perf_counter()
     gen, info = train(cfg, recipe)

@@ -60,3 +60,12 @@ def test_train_config_refuses_an_impossible_correct_share_before_training() -> N
     with pytest.raises(ValueError, match=r"correct_share must be in \[0, 0.85\]"):
         TrainConfig(correct_share=0.9)
     assert TrainConfig(correct_share=0.85).correct_share == 0.85  # every training pair correct or out-of-domain
+
+
+def test_train_command_refuses_bad_options_with_a_message(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
+    from miniserve.cli import main
+
+    assert main(["train", "--correct-share", "0.9", "--out", str(tmp_path)]) == 2
+    assert "miniserve train: error: correct_share must be in [0, 0.85], got 0.9" in capsys.readouterr().err
+    assert main(["train", "--length-group", "0", "--out", str(tmp_path)]) == 2
+    assert not any(tmp_path.iterdir())  # nothing trained, nothing written
