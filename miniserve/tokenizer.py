@@ -5,6 +5,12 @@ sequence decodes. Merges only shorten what the corpus makes common; "Wrocław" s
 Text is first cut into chunks (a word with its leading space, a number, a run of punctuation, whitespace), and
 merges never cross a chunk boundary, so a word's tokens do not depend on its neighbours: the model can copy an
 unknown word token for token.
+
+With `split_s`, a word ending in a single lower-case "s" after a stem of 3+ letters is cut before that "s"
+("colleagues" -> "colleague" + "s", "walks" -> "walk" + "s", but "boss", "has", "Tom's" stay whole). The plural and
+third-person "-s" is then one token the model sees on every word, known or not: "the landlord has" and "her
+colleagues have" differ by a token it was trained on, not by how BPE happened to cut two unseen words. That
+chunk gets an id of its own (after the merges), so it never looks like the byte "s" ending "boss" or "Wrocłas".
 """
 
 from __future__ import annotations
@@ -18,26 +24,34 @@ from pathlib import Path
 
 # A word with its optional leading space, digits, punctuation runs, whitespace runs. Like GPT-2's pattern, in `re`.
 _CHUNK = re.compile(r" ?[^\W\d_]+| ?\d+| ?[^\s\w]+|\s+(?!\S)|\s+|_+")
+# The same, with a first alternative that stops a word before a final "s" (a letter other than "s" before it, no
+# letter after it), so the "s" becomes a chunk of its own.
+_CHUNK_SPLIT_S = re.compile(r" ?[^\W\d_]{3,}(?<!s)(?=s(?![^\W\d_]))|" + _CHUNK.pattern)
 
 PAD, BOS, SEP, EOS = "<pad>", "<bos>", "<sep>", "<eos>"
 SPECIALS = (PAD, BOS, SEP, EOS)
 
 
-def _chunks(text: str) -> list[bytes]:
-    return [m.group().encode("utf-8") for m in _CHUNK.finditer(text)]
+def _chunks(text: str, split_s: bool = False) -> list[bytes]:
+    pattern = _CHUNK_SPLIT_S if split_s else _CHUNK
+    return [m.group().encode("utf-8") for m in pattern.finditer(text)]
 
 
 class ByteBPETokenizer:
     """ids 0-255 are bytes, then the special tokens, then one id per merge (in rank order)."""
 
-    def __init__(self, merges: list[tuple[int, int]]) -> None:
+    def __init__(self, merges: list[tuple[int, int]], split_s: bool = False) -> None:
         self.merges = merges
+        self.split_s = split_s
         self.ranks = {pair: i for i, pair in enumerate(merges)}
         self.special_ids = {s: 256 + i for i, s in enumerate(SPECIALS)}
         self.first_merge_id = 256 + len(SPECIALS)
         self.pieces: list[bytes] = [bytes([b]) for b in range(256)] + [b""] * len(SPECIALS)
         for a, b in merges:
             self.pieces.append(self.pieces[a] + self.pieces[b])
+        if split_s:
+            self.suffix_s_id = len(self.pieces)
+            self.pieces.append(b"s")
         self._encode_chunk = lru_cache(maxsize=65536)(self._encode_chunk_uncached)
 
     pad_id = property(lambda self: self.special_ids[PAD])
@@ -50,6 +64,8 @@ class ByteBPETokenizer:
         return len(self.pieces)
 
     def _encode_chunk_uncached(self, chunk: bytes, dropout: float = 0.0, rng: random.Random | None = None) -> tuple[int, ...]:
+        if self.split_s and chunk == b"s":  # the cut-off suffix (and the s of "Tom's"): its own id
+            return (self.suffix_s_id,)
         ids = list(chunk)
         while len(ids) > 1:
             # apply the lowest-ranked (earliest learned) merge present, as in training; with BPE-dropout each
@@ -67,7 +83,7 @@ class ByteBPETokenizer:
 
     def encode(self, text: str) -> list[int]:
         out: list[int] = []
-        for chunk in _chunks(text):
+        for chunk in _chunks(text, self.split_s):
             out.extend(self._encode_chunk(chunk))
         return out
 
@@ -79,7 +95,7 @@ class ByteBPETokenizer:
         out: list[list[int]] = []
         for text in texts:
             ids: list[int] = []
-            for chunk in _chunks(text):
+            for chunk in _chunks(text, self.split_s):
                 if chunk not in seen:
                     seen[chunk] = self._encode_chunk_uncached(chunk, dropout, rng)
                 ids.extend(seen[chunk])
@@ -92,9 +108,9 @@ class ByteBPETokenizer:
         return data.decode("utf-8", errors="replace")
 
     @classmethod
-    def train(cls, texts: list[str], num_merges: int, min_count: int = 2) -> ByteBPETokenizer:
+    def train(cls, texts: list[str], num_merges: int, min_count: int = 2, split_s: bool = False) -> ByteBPETokenizer:
         """Learn up to `num_merges` merges, stopping at the first pair seen fewer than `min_count` times."""
-        words = Counter(chunk for t in texts for chunk in _chunks(t))
+        words = Counter(chunk for t in texts for chunk in _chunks(t, split_s))
         seqs = [(list(w), n) for w, n in words.items()]
         merges: list[tuple[int, int]] = []
         next_id = 256 + len(SPECIALS)
@@ -116,14 +132,15 @@ class ByteBPETokenizer:
                         ids[i : i + 2] = [next_id]
                     i += 1
             next_id += 1
-        return cls(merges)
+        return cls(merges, split_s)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps({"type": "byte-bpe", "specials": SPECIALS, "merges": self.merges}))
+        Path(path).write_text(json.dumps({"type": "byte-bpe", "specials": SPECIALS, "split_s": self.split_s,
+                                               "merges": self.merges}))
 
     @classmethod
     def load(cls, path: str | Path) -> ByteBPETokenizer:
         data = json.loads(Path(path).read_text())
         if data.get("type") != "byte-bpe" or tuple(data["specials"]) != SPECIALS:
             raise ValueError(f"{path}: not a miniserve byte-bpe tokenizer")
-        return cls([tuple(m) for m in data["merges"]])
+        return cls([tuple(m) for m in data["merges"]], bool(data.get("split_s", False)))  # absent: made before it

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
 
-from miniserve.tokenizer import ByteBPETokenizer
+from miniserve.tokenizer import SPECIALS, ByteBPETokenizer
 
 CORPUS = ["He goed to school yesterday.", "She has eaten an apple!", "they will go to the market", "I walk home."] * 20
 
@@ -77,3 +78,36 @@ def test_bpe_dropout_keeps_text_and_copies_segmentation(tok: ByteBPETokenizer) -
         segmentations.add(tuple(a))
     assert len(segmentations) > 1  # dropout really varies the segmentation
     assert tok.encode_with_dropout([src], 0.0, rng)[0] == tok.encode(src)
+
+
+@pytest.fixture(scope="module")
+def tok_s() -> ByteBPETokenizer:
+    return ByteBPETokenizer.train(CORPUS + ["The kids walks home.", "My boss has two cats."] * 20, 60, split_s=True)
+
+
+def test_split_s_cuts_a_final_s_into_its_own_token(tok_s: ByteBPETokenizer) -> None:
+    s = tok_s.encode("s")
+    assert s == [tok_s.suffix_s_id] and tok_s.suffix_s_id == tok_s.vocab_size - 1
+    for plural, singular in [(" colleagues", " colleague"), (" walks", " walk"), (" Wrocławs", " Wrocław")]:
+        assert tok_s.encode(plural) == tok_s.encode(singular) + s  # same stem tokens either way
+    # Not a final inflection: a double s, a short word, a possessive, an upper-case S, an s inside a word.
+    for word in [" boss", " has", " his", "Tom's", " WALKS", " sister"]:
+        assert tok_s.encode(word)[-1:] != s or word == "Tom's", word
+    assert tok_s.encode(" boss")[-1] == ord("s")  # a word's own final byte is not the suffix token
+    assert tok_s.encode("Tom's") == tok_s.encode("Tom'") + s  # the "'s" cut is the plain tokenizer's, unchanged
+
+
+def test_split_s_round_trips_and_saves(tmp_path, tok_s: ByteBPETokenizer) -> None:
+    rng = random.Random(1)
+    for text in [_random_text(rng, 200) for _ in range(50)] + ["Łódź's twins walks.", "ss s sss", "cafés!"]:
+        assert tok_s.decode(tok_s.encode(text)) == text
+    tok_s.save(tmp_path / "t.json")
+    again = ByteBPETokenizer.load(tmp_path / "t.json")
+    assert again.split_s and again.encode("the kids walk") == tok_s.encode("the kids walk")
+
+
+def test_tokenizer_file_without_split_s_loads_as_before(tmp_path, tok: ByteBPETokenizer) -> None:
+    # Checkpoints written before split_s existed have no such key: they keep the chunking they were trained with.
+    (tmp_path / "old.json").write_text(json.dumps({"type": "byte-bpe", "specials": SPECIALS, "merges": tok.merges}))
+    old = ByteBPETokenizer.load(tmp_path / "old.json")
+    assert not old.split_s and old.encode("the kids walks") == tok.encode("the kids walks")
