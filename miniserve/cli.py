@@ -58,9 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="training-only corpus augmentation (default: the recorded recipe)")
     t.add_argument("--correct-share", type=float, default=None,
-                   help="share of training pairs that are correct sentences (default: the corpus's 0.25)")
+                   help="share of training pairs that are correct sentences (default: the recorded recipe)")
     t.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recorded recipe)")
-    t.add_argument("--length-group", type=int, default=None, help="batches formed by length at once (1: off)")
+    t.add_argument("--length-group", type=int, default=None,
+                   help="batches formed by length at once (1: off; default: the recorded recipe)")
+    t.add_argument("--split-s", action=argparse.BooleanOptionalAction, default=None,
+                   help="tokenize a final -s as its own token (default: the recorded recipe)")
     t.add_argument("--d-model", type=int, default=None, help="model width (default: the recorded recipe)")
     t.add_argument("--n-layer", type=int, default=None, help="transformer blocks (default: the recorded recipe)")
     t.set_defaults(func=_train)

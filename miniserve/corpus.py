@@ -19,7 +19,7 @@ from miniserve import lexicon
 from miniserve.corpus_vocab import (
     ACCENTS, ADJS, CODAS, COMPLEMENTS, CONTRACT_BE, CONTRACT_WILL, DETS, EXOTIC_LETTERS, EXTRA_ACTIVITIES,
     EXTRA_OBJECT_NOUNS, EXTRA_SUBJECT_NOUNS, FUTURE_MARKERS, IT_VERBS,
-    INVENTED_OBJECT_SHAPES, MODAL_OOD, NAMES, NOUN_SUFFIXES,
+    INVENTED_OBJECT_SHAPES, MODAL_OOD, NAMES, NOUN_CLUSTERS, NOUN_SS_ENDINGS, NOUN_SUFFIXES,
     NOUNS_PL, NOUNS_SG, ONSETS, OOD_ADJS, OOD_FIXED, OTHER_VERBS, PAST_MARKERS, PERFECT_ADVERBS, PERFECT_END,
     PLACE_SHAPES, PLACES, PRE_ADVERBS, PRESENT_END, PROFESSIONS, SUBJECT_PRONOUNS, VOWELS, WILL_ADVERBS,
 )  # fmt: skip
@@ -188,8 +188,25 @@ class _Gen:
         return self.invented_noun(plural)
 
     def invented_noun(self, plural: bool) -> str:
-        """A made-up common noun; its plural is the regular -s/-es form (the -s is what marks a plural subject)."""
+        """A made-up common noun; its plural is the regular -s/-es form (the -s is what marks a plural subject).
+
+        Its singular may end in anything but a lone -s: a double s ("brekoss"), a consonant cluster ("vamland"), or a
+        real noun it is a compound of ("kolgardener", "ramchildren", which takes that noun's number). Without these,
+        held-out singulars that end like no training singular ("boss", "landlord", "husband") were read as plurals."""
         r = self.rng
+        x = r.random()
+        if x < 0.12:
+            stem = self._invented(lambda: _word(r, r.choice((1, 2))).lower().rstrip("s") + r.choice(NOUN_SS_ENDINGS))
+            return stem + "es" if plural else stem
+        if x < 0.3:
+            sg, pl = r.choice(EXTRA_SUBJECTS)
+            head = self._invented(lambda: _word(r, 1).lower() + sg)[: -len(sg)]
+            return head + (pl if plural else sg)
+        if x < 0.6:
+            stem = self._invented(
+                lambda: _word(r, r.choice((1, 2, 2)), self.exotic).lower().rstrip("s") + r.choice(NOUN_CLUSTERS)
+            )
+            return stem + "s" if plural else stem
         while True:
             stem = self._invented(
                 lambda: _word(r, r.choice((1, 2, 2, 3)), self.exotic).lower() + r.choice(NOUN_SUFFIXES)

@@ -153,6 +153,10 @@ EXOTIC_LETTERS = [chr(c) for c in (*range(0xC0, 0x100), *range(0x100, 0x180), *r
                   if chr(c).isalpha()]  # fmt: skip
 # English-looking endings for invented nouns, so unseen real words ("answers", "shopping") look like something copied.
 NOUN_SUFFIXES = ("", "", "", "er", "ing", "tion", "y", "le", "et", "ment")
+# Singular endings an invented noun can also have, so that its number shows only in the -s suffix: a double s
+# ("-oss", plural "-osses") and final consonant clusters ("-and", "-ord") that plain syllables never end in.
+NOUN_SS_ENDINGS = ("ss", "ess", "oss", "ass")
+NOUN_CLUSTERS = ("nd", "rd", "st", "nt", "ld", "rk", "ft", "mp", "ng", "ck", "lf", "rn", "rm", "th", "sk", "sp")
 # Where an invented noun phrase goes in a complement; {thing} is "a/the/some ... noun(s)".
 INVENTED_OBJECT_SHAPES = ("{thing}", "{thing}", "{thing}", "with {thing}", "for {thing}", "to {thing}",
                           "{thing} in {place}", "{thing} for {name}")  # fmt: skip
