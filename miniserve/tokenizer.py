@@ -38,7 +38,7 @@ def _chunks(text: str, split_s: bool = False) -> list[bytes]:
 
 
 class ByteBPETokenizer:
-    """ids 0-255 are bytes, then the special tokens, then one id per merge (in rank order)."""
+    """ids 0-255 are bytes, then the special tokens, then one id per merge (in rank order), then (split_s) the -s."""
 
     def __init__(self, merges: list[tuple[int, int]], split_s: bool = False) -> None:
         self.merges = merges
@@ -135,8 +135,8 @@ class ByteBPETokenizer:
         return cls(merges, split_s)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps({"type": "byte-bpe", "specials": SPECIALS, "split_s": self.split_s,
-                                               "merges": self.merges}))
+        data = {"type": "byte-bpe", "specials": SPECIALS, "split_s": self.split_s, "merges": self.merges}
+        Path(path).write_text(json.dumps(data))
 
     @classmethod
     def load(cls, path: str | Path) -> ByteBPETokenizer:
