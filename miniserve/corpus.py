@@ -103,6 +103,11 @@ def _train_only(entries: list[str]) -> list[tuple[str, str]]:
 _RESERVED = {w.lower() for w in NAMES} | {p.lower() for p in PLACES} | set(lexicon.COVERED_FORMS)
 
 
+def _plural(noun: str) -> str:
+    """The regular plural of an invented noun: -es after a sibilant ("brekoss" -> "brekosses"), else -s."""
+    return noun + ("es" if noun.endswith(("s", "sh", "ch", "x", "z")) else "s")
+
+
 def _word(rng: random.Random, syllables: int, exotic: float = 0.0) -> str:
     s = "".join(rng.choice(ONSETS) + rng.choice(VOWELS) + rng.choice(CODAS) for _ in range(syllables))
     if rng.random() < 0.3:
@@ -197,7 +202,7 @@ class _Gen:
         x = r.random()
         if x < 0.12:
             stem = self._invented(lambda: _word(r, r.choice((1, 2))).lower().rstrip("s") + r.choice(NOUN_SS_ENDINGS))
-            return stem + "es" if plural else stem
+            return _plural(stem) if plural else stem
         if x < 0.3:
             sg, pl = r.choice(EXTRA_SUBJECTS)
             head = self._invented(lambda: _word(r, 1).lower() + sg)[: -len(sg)]
@@ -206,12 +211,12 @@ class _Gen:
             stem = self._invented(
                 lambda: _word(r, r.choice((1, 2, 2)), self.exotic).lower().rstrip("s") + r.choice(NOUN_CLUSTERS)
             )
-            return stem + "s" if plural else stem
+            return _plural(stem) if plural else stem
         while True:
             stem = self._invented(
                 lambda: _word(r, r.choice((1, 2, 2, 3)), self.exotic).lower() + r.choice(NOUN_SUFFIXES)
             )
-            word = stem + ("es" if stem.endswith(("sh", "ch", "x", "z")) else "s") if plural else stem
+            word = _plural(stem) if plural else stem
             if not stem.endswith("s") and word not in _RESERVED:  # "ha" + "s" would be the verb "has"
                 return word
 
