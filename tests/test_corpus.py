@@ -150,6 +150,19 @@ def test_extra_nouns_never_share_a_word_with_the_heldout_split() -> None:
     assert all(w not in held for w in corpus.EXTRA_ACTIVITY_WORDS)
 
 
+def test_training_fixed_nouns_are_seen_in_both_numbers_unless_the_other_is_held_out() -> None:
+    # A noun seen in one number only is learned as that number by its token; both numbers make its -s decide.
+    both = set(corpus.EXTRA_SUBJECTS)
+    assert {("daughter", "daughters"), ("wife", "wives"), ("kid", "kids"), ("sister", "sisters")} <= both
+    held = corpus._heldout_words()
+    for sg in corpus._split_list(corpus_vocab.NOUNS_SG, "train"):
+        assert any(s == sg for s, _ in both) == (sg not in held and sg + "s" not in held), sg
+    # "colleague" is a training singular whose plural is held out: "colleagues" must stay unseen in training.
+    assert not any("colleague" in w or "neighbour" in w for pair in both for w in pair)
+    train_words = {w.strip(".!?,").lower() for p in generate_pairs(20000, "train", seed=0) for w in p.target.split()}
+    assert "daughters" in train_words and "colleagues" not in train_words and "neighbours" not in train_words
+
+
 def test_exotic_letters_cover_every_utf8_continuation_byte() -> None:
     # A letter the corpus never names ("ň") is then still made of byte tokens the model has learned to copy.
     continuation = {b for ch in corpus_vocab.EXOTIC_LETTERS for b in ch.encode()[1:]}
