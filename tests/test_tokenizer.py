@@ -111,3 +111,41 @@ def test_tokenizer_file_without_split_s_loads_as_before(tmp_path, tok: ByteBPETo
     (tmp_path / "old.json").write_text(json.dumps({"type": "byte-bpe", "specials": SPECIALS, "merges": tok.merges}))
     old = ByteBPETokenizer.load(tmp_path / "old.json")
     assert not old.split_s and old.encode("the kids walks") == tok.encode("the kids walks")
+
+
+def _naive_merges(texts: list[str], num_merges: int, min_count: int, split_s: bool) -> list[tuple[int, int]]:
+    """The textbook trainer: recount every pair before each merge; ties go to the pair seen first."""
+    from collections import Counter
+
+    from miniserve.tokenizer import _chunks
+
+    seqs = [(list(w), n) for w, n in Counter(c for t in texts for c in _chunks(t, split_s)).items()]
+    merges, next_id = [], 256 + len(SPECIALS)
+    for _ in range(num_merges):
+        pairs: Counter[tuple[int, int]] = Counter()
+        for ids, n in seqs:
+            for pair in zip(ids, ids[1:]):
+                pairs[pair] += n
+        if not pairs or (best := pairs.most_common(1)[0])[1] < min_count:
+            break
+        merges.append(best[0])
+        for ids, _ in seqs:
+            i = 0
+            while i < len(ids) - 1:
+                if (ids[i], ids[i + 1]) == best[0]:
+                    ids[i : i + 2] = [next_id]
+                i += 1
+        next_id += 1
+    return merges
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_training_learns_the_merges_of_a_full_recount(seed: int) -> None:
+    # The trainer keeps pair counts up to date instead of recounting; ties ("aaaa", "abab", equal counts) and
+    # running out of pairs must still give the textbook merges in the textbook order.
+    rng = random.Random(seed)
+    texts = [" ".join("".join(rng.choice("abś ") for _ in range(rng.randint(1, 9))) for _ in range(rng.randint(1, 6)))
+             for _ in range(300)] + ["aaaa aaaa abab walks cats"]
+    for num_merges, min_count, split_s in ((60, 2, False), (500, 1, True), (40, 5, True)):
+        merges = ByteBPETokenizer.train(texts, num_merges, min_count, split_s).merges
+        assert merges == _naive_merges(texts, num_merges, min_count, split_s)
