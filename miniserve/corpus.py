@@ -487,9 +487,9 @@ ERROR_KEYS: tuple[str, ...] = tuple(lexicon.ERROR_TYPES)
 # one number only was learned as that number by its token: "colleague" is a training singular, so held-out
 # "colleague" + "s" was still read as singular a third of the time ("his colleagues has" left as it was). Seen in both,
 # every fixed noun's number comes from its -s. Nouns whose other form is held out ("colleagues") stay out.
-_IRREGULAR_PLURALS = {"wife": "wives", "baby": "babies", "coach": "coaches", "boss": "bosses"}
+_IRREGULAR_PLURALS = {"wife": "wives", "baby": "babies"}
 FIXED_NOUNS_BOTH_NUMBERS = list(dict.fromkeys(
-    [f"{sg}:{_IRREGULAR_PLURALS.get(sg, sg + 's')}" for sg in NOUNS_SG]
+    [f"{sg}:{_IRREGULAR_PLURALS.get(sg, _plural(sg))}" for sg in NOUNS_SG]
     + [f"{pl[:-1]}:{pl}" for pl in NOUNS_PL if pl.endswith("s")]
 ))
 EXTRA_SUBJECTS = _train_only(EXTRA_SUBJECT_NOUNS + FIXED_NOUNS_BOTH_NUMBERS)
