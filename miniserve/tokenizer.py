@@ -113,7 +113,7 @@ class ByteBPETokenizer:
 
         Each step merges the most frequent adjacent pair; a tie goes to the pair that occurs first (chunks in
         order of first appearance, left to right). Pair counts are kept up to date for the chunks a merge touches
-        only, instead of recounted over all ~26k chunks per merge: the same merges, ~60x faster (90 s -> ~1.5 s)."""
+        only, instead of recounted over all ~26k chunks per merge: the same merges, 85-90 s -> 3.2 s for the shipped recipe."""
         words = Counter(chunk for t in texts for chunk in _chunks(t, split_s))
         seqs = [list(w) for w in words]
         weight = list(words.values())
