@@ -2,7 +2,7 @@
 
 One session does it all: `pytest bench test_acceptance --benchmark-json=out.json` runs the sweep (bench/), then the
 acceptance tests assert on the records the sweep left in the store (never on files from earlier runs), then
-`pytest_sessionfinish` writes the experiment folder with miniserve.report.write_experiment from the very JSON
+`pytest_sessionfinish` writes the experiment folder with miniserve.lab.report.write_experiment from the very JSON
 pytest-benchmark saved, so `miniserve report out.json` regenerates the same folder later.
 
 Store records have the shape of the benchmark JSON's entries ({"name", "extra_info"}) and hold the same
@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from miniserve.sweep_results import LAB_CONFIGS, SweepParams, parse_loads
+from miniserve.lab.results import LAB_CONFIGS, SweepParams, parse_loads
 
 ACCEPTANCE_DIR = "test_acceptance"
 PACKAGES = ("torch", "safetensors", "starlette", "uvicorn", "uvloop", "httptools", "aiohttp", "httpx",
@@ -148,7 +148,7 @@ def weights_dir() -> Path:
     """The checkpoint the servers load: MINISERVE_WEIGHTS_DIR (they inherit the env) or the shipped one."""
     import miniserve
 
-    return Path(os.environ.get("MINISERVE_WEIGHTS_DIR") or Path(miniserve.__file__).parent / "weights")
+    return Path(os.environ.get("MINISERVE_WEIGHTS_DIR") or Path(miniserve.__file__).parent / "tutor" / "weights")
 
 
 def model_sha256() -> str | None:
@@ -209,7 +209,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     kill_leftover_servers(store)
     if not store.records or config.getoption("no_experiment") or store.experiment_dir is not None:
         return
-    from miniserve.report import default_experiment_dir, write_experiment
+    from miniserve.lab.report import default_experiment_dir, write_experiment
 
     try:
         data = store.benchmark_json or _session_json(config, store)

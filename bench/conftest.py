@@ -3,7 +3,7 @@
 Each server gets a free loopback port, its own process group (so stopping it stops everything it started) and a
 log file; the fleet waits for /readyz, warms the server up, keeps it for the session's interleaved runs, and always
 stops it -- SIGTERM, then SIGKILL after a grace period -- even when a test fails. Whatever is still running at
-session end is killed by the top-level conftest. The load itself comes from miniserve.loadgen, run on uvloop like
+session end is killed by the top-level conftest. The load itself comes from miniserve.lab.loadgen, run on uvloop like
 `miniserve loadtest`.
 """
 
@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
-from miniserve import loadgen
-from miniserve.config import ServerConfig
-from miniserve.sweep_results import SweepConfig
+from miniserve.lab import loadgen
+from miniserve.server.config import ServerConfig
+from miniserve.lab.results import SweepConfig
 
 STOP_GRACE_S = 20.0  # idle servers exit at once on SIGTERM; this only bounds a stuck one
 # The ServerConfig fields that shape each mode's performance (unbatched: a thread pool; static: `workers` batches

@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from miniserve.agent import GrammarTutorAgent
-from miniserve.loadgen import default_payloads
+from miniserve.tutor.agent import GrammarTutorAgent
+from miniserve.lab.loadgen import default_payloads
 
 BATCH_SIZES = [1, 2, 4, 8, 16, 32]
 # On 2 cores, intra-op threads help large matmuls and hurt tiny ones; the servers pick per mode from these numbers.

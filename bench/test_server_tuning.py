@@ -3,7 +3,7 @@
 On 2 cores the choices pull against each other: several unbatched workers overlap one request's Python work with
 another's kernels (static mode: two batches at once, for the same reason), but two calls with two torch threads
 each oversubscribe the cores; one static batch is a single call that may or may not profit from a second intra-op
-thread. The defaults in miniserve/config.py come from this benchmark (one closed-loop run per variant at the sweep's
+thread. The defaults in miniserve/server/config.py come from this benchmark (one closed-loop run per variant at the sweep's
 concurrency); the sweep's baseline is the unbatched default, so a weak baseline would show up here as a variant
 that beats it.
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import pytest
 
-from miniserve import loadgen
-from miniserve.sweep_results import SweepConfig
+from miniserve.lab import loadgen
+from miniserve.lab.results import SweepConfig
 
 VARIANTS = {  # name -> (sweep config, server environment)
     "unbatched-w1-t1": ("baseline", {"MINISERVE_WORKERS": "1", "MINISERVE_TORCH_THREADS": "1"}),

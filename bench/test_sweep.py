@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from miniserve import loadgen
-from miniserve.sweep_results import (SweepConfig, SweepResults, histogram_delta, parse_batch_histogram, parse_configs,
+from miniserve.lab import loadgen
+from miniserve.lab.results import (SweepConfig, SweepResults, histogram_delta, parse_batch_histogram, parse_configs,
                                      parse_loads)
 
 CDF_MAX_BATCH = 8  # per-request latencies are kept for the baseline and this max_batch (the CDF plot)

@@ -10,37 +10,37 @@ from collections.abc import Sequence
 
 
 def _train(args: argparse.Namespace) -> int:
-    from miniserve.train import run_train
+    from miniserve.tutor.train import run_train
 
     return run_train(args)
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from miniserve.train import run_eval
+    from miniserve.tutor.train import run_eval
 
     return run_eval(args)
 
 
 def _correct(args: argparse.Namespace) -> int:
-    from miniserve.agent import run_correct
+    from miniserve.tutor.agent import run_correct
 
     return run_correct(args)
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from miniserve.serve import run_serve
+    from miniserve.server.serve import run_serve
 
     return run_serve(args)
 
 
 def _loadtest(args: argparse.Namespace) -> int:
-    from miniserve.loadgen import run_loadtest
+    from miniserve.lab.loadgen import run_loadtest
 
     return run_loadtest(args)
 
 
 def _report(args: argparse.Namespace) -> int:
-    from miniserve.report import run_report
+    from miniserve.lab.report import run_report
 
     return run_report(args)
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from miniserve import criteria
-from miniserve.sweep_results import SweepConfig, SweepParams, SweepResults, stale_reason
+from miniserve.lab import criteria
+from miniserve.lab.results import SweepConfig, SweepParams, SweepResults, stale_reason
 
 RUN_THE_SWEEP = "run `pytest bench test_acceptance --benchmark-json=out.json` (the sweep, then these tests)"
 

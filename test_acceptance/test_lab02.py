@@ -1,12 +1,12 @@
 """Lab 02 acceptance: one test per criterion (per configuration where the criterion is per configuration), each
-asserting the verdict miniserve.criteria computed from this session's sweep -- the verdicts the manifest records.
-The rules and their thresholds live in miniserve/criteria.py; the messages name the configuration and numbers."""
+asserting the verdict miniserve.lab.criteria computed from this session's sweep -- the verdicts the manifest records.
+The rules and their thresholds live in miniserve/lab/criteria.py; the messages name the configuration and numbers."""
 
 from __future__ import annotations
 
 import pytest
 
-from miniserve import criteria
+from miniserve.lab import criteria
 
 
 def verdict(judged, criterion: str, config: str | None = None) -> criteria.Verdict:

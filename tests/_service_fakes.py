@@ -16,12 +16,12 @@ import pytest
 from starlette.applications import Starlette
 
 import miniserve
-from miniserve.app import create_app
-from miniserve.config import ServerConfig
+from miniserve.server.app import create_app
+from miniserve.server.config import ServerConfig
 
 # The real model: the shipped checkpoint, or MINISERVE_WEIGHTS_DIR (lets the real-model tests run against any
 # checkpoint, e.g. a freshly trained one, before it is shipped).
-WEIGHTS_DIR = os.environ.get("MINISERVE_WEIGHTS_DIR") or str(Path(miniserve.__file__).parent / "weights")
+WEIGHTS_DIR = os.environ.get("MINISERVE_WEIGHTS_DIR") or str(Path(miniserve.__file__).parent / "tutor" / "weights")
 needs_model = pytest.mark.skipif(not (Path(WEIGHTS_DIR) / "model.safetensors").exists(),
                                  reason=f"real checkpoint not there yet (no {WEIGHTS_DIR}/model.safetensors)")
 GATE_TIMEOUT_S = 10.0  # a fake model call never blocks longer than this, so a broken test fails instead of hanging

@@ -1,0 +1,240 @@
+"""`miniserve report`: the lab-02 experiment folder, written from a pytest-benchmark JSON of the sweep.
+
+Benchmarks write data; this module only reads it. The same function runs at the end of the sweep's pytest session
+(on the JSON pytest-benchmark is about to save) and from the command line on a saved JSON, so the folder can be
+regenerated without rerunning the sweep: `miniserve report out.json`. The JSON itself is copied into the folder
+as benchmark.json, which makes every experiment folder regenerable from its own contents.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from miniserve.lab import criteria
+from miniserve.lab.results import ConfigResult, Spread, SweepResults
+
+EXPERIMENT = "phase-33-lab-02"
+FILES = ("batch_sweep.csv", "open_loop_by_load.csv", "throughput_vs_batch.png", "p95_vs_batch.png",
+         "p95_vs_load.png", "latency_cdf_baseline_vs_batch8.png", "batch_fill_histogram.png", "manifest.json",
+         "benchmark.json")
+CSV_COLUMNS = (
+    "config", "mode", "max_batch", "max_wait_ms", "torch_threads", "workers", "runs",
+    "p50_ms", "p95_ms", "p99_ms", "throughput_rps",
+    "p50_ms_min", "p50_ms_max", "p95_ms_min", "p95_ms_max", "p99_ms_min", "p99_ms_max",
+    "throughput_rps_min", "throughput_rps_max", "requests", "status_counts",
+    "mean_batch_size", "mean_batch_fill", "open_loop_rate_fraction", "open_loop_rate_rps", "open_loop_runs",
+    "open_loop_p50_ms", "open_loop_p95_ms", "open_loop_p95_ms_min", "open_loop_p95_ms_max",
+    "open_loop_p99_ms", "open_loop_requests", "open_loop_status_counts",
+)
+# one row per (configuration, open-loop load): the latency cost of batching as the offered load grows
+OPEN_LOOP_COLUMNS = (
+    "config", "mode", "max_batch", "max_wait_ms", "load_fraction", "rate_rps", "runs", "p50_ms", "p95_ms",
+    "p95_ms_min", "p95_ms_max", "p99_ms", "baseline_p95_ms", "p95_minus_baseline_ms", "mean_batch_size",
+    "requests", "status_counts",
+)
+
+
+def sweep_datetime(benchmark_json: dict[str, Any]) -> datetime:
+    """When pytest-benchmark saved the sweep, in local time (the folder is named after the sweep, not the report)."""
+    raw = benchmark_json.get("datetime")
+    return datetime.fromisoformat(raw).astimezone() if raw else datetime.now().astimezone()
+
+
+def default_experiment_dir(benchmark_json: dict[str, Any], root: str | Path = "experiments") -> Path:
+    """experiments/<date>-phase-33-lab-02, or ...-quick when the sweep ran with other than the lab's parameters,
+    so a quick check never overwrites the lab's deliverable."""
+    results = SweepResults.from_benchmark_json(benchmark_json)
+    suffix = "" if results.params.is_lab_default() else "-quick"
+    return Path(root) / f"{sweep_datetime(benchmark_json):%Y-%m-%d}-{EXPERIMENT}{suffix}"
+
+
+def _r(x: float | None, nd: int = 2) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(x, nd)
+
+
+def _med(s: Spread | None) -> float | None:
+    return _r(s.median) if s else None
+
+
+def _statuses(counts: dict[str, int]) -> str:
+    return ";".join(f"{k}={v}" for k, v in sorted(counts.items(), key=lambda kv: int(kv[0])))
+
+
+def csv_row(row: ConfigResult, judged_load: float | None = None) -> dict[str, Any]:
+    c, closed, opened = row.config, row.closed, row.open
+    out: dict[str, Any] = {
+        "config": c.key, "mode": c.mode, "max_batch": c.max_batch, "max_wait_ms": c.max_wait_ms,
+        "torch_threads": row.server.get("torch_threads"), "workers": row.server.get("workers"),
+        "runs": len(closed.runs) if closed else 0,
+    }
+    for name in ("p50_ms", "p95_ms", "p99_ms", "throughput_rps"):
+        s: Spread | None = getattr(closed, name) if closed else None
+        out[name] = _med(s)
+        out[f"{name}_min"], out[f"{name}_max"] = (_r(s.min), _r(s.max)) if s else (None, None)
+    out["requests"] = closed.requests if closed else 0
+    out["status_counts"] = _statuses(closed.statuses) if closed else ""
+    out["mean_batch_size"] = _med(row.mean_batch_size)
+    fill = row.mean_batch_size.median / c.max_batch if row.mean_batch_size and c.max_batch else None
+    out["mean_batch_fill"] = _r(fill, 3)
+    out["open_loop_rate_fraction"] = judged_load if opened else None
+    out["open_loop_rate_rps"] = _r(opened.rate_rps) if opened and opened.rate_rps else None
+    out["open_loop_runs"] = len(opened.runs) if opened else 0
+    out["open_loop_p50_ms"] = _med(opened.p50_ms) if opened else None
+    out["open_loop_p95_ms"] = _med(opened.p95_ms) if opened else None
+    out["open_loop_p95_ms_min"] = _r(opened.p95_ms.min) if opened and opened.p95_ms else None
+    out["open_loop_p95_ms_max"] = _r(opened.p95_ms.max) if opened and opened.p95_ms else None
+    out["open_loop_p99_ms"] = _med(opened.p99_ms) if opened else None
+    out["open_loop_requests"] = opened.requests if opened else 0
+    out["open_loop_status_counts"] = _statuses(opened.statuses) if opened else ""
+    return {k: out.get(k) for k in CSV_COLUMNS}
+
+
+def write_csv(results: SweepResults, path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        w.writeheader()
+        for row in results.configs:
+            w.writerow({k: "" if v is None else v for k, v in csv_row(row, results.params.judged_load).items()})
+
+
+def open_loop_rows(results: SweepResults) -> list[dict[str, Any]]:
+    base = results.baseline
+    out = []
+    for load in results.params.open_loop_loads:
+        base_loop = base.open_by_load.get(load) if base else None
+        base_p95 = base_loop.p95_ms.median if base_loop and base_loop.p95_ms else None
+        for row in results.configs:
+            loop, c = row.open_by_load.get(load), row.config
+            if loop is None:
+                continue
+            p95 = loop.p95_ms
+            batch = Spread.of(r["batch_size"]["sum"] / r["batch_size"]["count"] for r in loop.runs
+                              if (r.get("batch_size") or {}).get("count"))
+            out.append({
+                "config": c.key, "mode": c.mode, "max_batch": c.max_batch, "max_wait_ms": c.max_wait_ms,
+                "load_fraction": load, "rate_rps": _r(loop.rate_rps), "runs": len(loop.runs),
+                "p50_ms": _med(loop.p50_ms), "p95_ms": _med(p95), "p95_ms_min": _r(p95.min) if p95 else None,
+                "p95_ms_max": _r(p95.max) if p95 else None, "p99_ms": _med(loop.p99_ms),
+                "baseline_p95_ms": _r(base_p95),
+                "p95_minus_baseline_ms": _r(p95.median - base_p95) if p95 and base_p95 is not None else None,
+                "mean_batch_size": _med(batch), "requests": loop.requests, "status_counts": _statuses(loop.statuses),
+            })
+    return out
+
+
+def write_open_loop_csv(results: SweepResults, path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=OPEN_LOOP_COLUMNS)
+        w.writeheader()
+        for row in open_loop_rows(results):
+            w.writerow({k: "" if row[k] is None else row[k] for k in OPEN_LOOP_COLUMNS})
+
+
+def _clean(x: Any) -> Any:
+    """JSON has no NaN/Infinity: a missing or undefined number is null."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if x is None or isinstance(x, (str, int, bool)):
+        return x
+    return str(x)  # anything else a plugin put in the JSON is kept readable rather than failing the report
+
+
+def _shown(path: Path) -> str:
+    """Relative to the working directory when inside it, so a committed manifest names no machine's paths."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _open_loop_summary(results: SweepResults) -> list[dict[str, Any]]:
+    """Per open-loop load: its rate, whether the p95 criterion is judged there, and which static configs had a
+    p95 above the baseline's -- the trade-off at every load measured, not only the judged one."""
+    rows = open_loop_rows(results)
+    out = []
+    for load in results.params.open_loop_loads:
+        here = [r for r in rows if r["load_fraction"] == load]
+        base = next((r for r in here if r["config"] == "baseline"), None)
+        static = {r["config"]: r["p95_ms"] for r in here if r["config"] != "baseline"}
+        base_p95 = base["p95_ms"] if base else None
+        out.append({"load_fraction": load, "judged": load == results.params.judged_load,
+                    "rate_rps": base["rate_rps"] if base else None, "baseline_p95_ms": base_p95,
+                    "static_p95_ms": static,
+                    "static_above_baseline": None if base_p95 is None else
+                    sorted(k for k, v in static.items() if v is not None and v > base_p95)})
+    return out
+
+
+def build_manifest(benchmark_json: dict[str, Any], results: SweepResults, out_dir: Path) -> dict[str, Any]:
+    machine = benchmark_json.get("machine_info") or {}
+    env = dict(machine.get("miniserve") or {})
+    env.pop("sweep", None)
+    commit = benchmark_json.get("commit_info") or {}
+    verdicts = criteria.evaluate(results)
+    cal = results.calibration
+    base = results.baseline
+    return _clean({
+        "experiment": EXPERIMENT,
+        "date": sweep_datetime(benchmark_json).isoformat(timespec="seconds"),
+        "git": {"commit": commit.get("id"), "dirty": commit.get("dirty"), "branch": commit.get("branch")},
+        "environment": {**env, "system": machine.get("system"), "release": machine.get("release"),
+                        "machine": machine.get("machine"), "python_implementation":
+                        machine.get("python_implementation"), "pytest_benchmark": benchmark_json.get("version")},
+        "model_sha256": env.get("model_sha256"),
+        "sweep": {**results.params.to_dict(), "lab_defaults": results.params.is_lab_default()},
+        "open_loop_rate_rps": base.open.rate_rps if base and base.open else None,
+        "open_loop_by_load": _open_loop_summary(results),
+        "servers": {r.key: {"label": r.config.label, **r.server} for r in results.configs},
+        "load_generator": None if cal is None else {
+            "client": cal.client, "concurrency": cal.concurrency, "requests": cal.requests,
+            "ceiling_rps": cal.throughput_rps, "p50_ms": cal.p50_ms, "p95_ms": cal.p95_ms, "statuses": cal.statuses,
+            "endpoint": "POST /noop"},
+        "acceptance": {"all_passed": all(v.passed for v in verdicts), "verdicts": [v.to_dict() for v in verdicts]},
+        "files": list(FILES),
+        "regenerate": f"miniserve report {_shown(out_dir / 'benchmark.json')} --out {_shown(out_dir)}",
+    })
+
+
+def write_experiment(benchmark_json: dict[str, Any], out_dir: str | Path | None = None) -> Path:
+    """Write the experiment folder (default: default_experiment_dir under ./experiments) and return its path."""
+    from miniserve.lab.plots import write_plots  # matplotlib only when a report is really written
+
+    out = Path(out_dir) if out_dir is not None else default_experiment_dir(benchmark_json)
+    out.mkdir(parents=True, exist_ok=True)
+    results = SweepResults.from_benchmark_json(benchmark_json)
+    write_csv(results, out / "batch_sweep.csv")
+    write_open_loop_csv(results, out / "open_loop_by_load.csv")
+    write_plots(results, out)
+    manifest = build_manifest(benchmark_json, results, out)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    (out / "benchmark.json").write_text(json.dumps(_clean(benchmark_json), indent=1) + "\n", encoding="utf-8")
+    return out
+
+
+def run_report(args: argparse.Namespace) -> int:
+    try:
+        data = json.loads(Path(args.benchmark_json).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        print(f"miniserve report: cannot read {args.benchmark_json}: {e}", file=sys.stderr)
+        return 2
+    if not isinstance(data, dict) or "benchmarks" not in data:
+        print(f"miniserve report: {args.benchmark_json} is not a pytest-benchmark JSON (no 'benchmarks')",
+              file=sys.stderr)
+        return 2
+    out = write_experiment(data, args.out)
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    print(f"wrote {out}")
+    for v in manifest["acceptance"]["verdicts"]:
+        print(f"  {'PASS' if v['passed'] else 'FAIL'}  {v['criterion']}: {v['message']}")
+    return 0

@@ -1,0 +1,125 @@
+"""Batched greedy generation with the KV cache, and loading the shipped checkpoint.
+
+A prompt is `<bos> sentence <sep>`; the model writes the corrected sentence and `<eos>`. Prompts of different
+lengths are left-padded so that every row's next token lands in the same cache slot; each row's positions start
+at its first real token and its padding is masked out of every attention, so a row's output in a batch equals
+its output alone.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from torch import Tensor
+
+from miniserve.tutor.model import KVCache, MiniGPT, ModelConfig
+from miniserve.tutor.tokenizer import ByteBPETokenizer
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+MODEL_FILE, TOKENIZER_FILE, META_FILE = "model.safetensors", "tokenizer.json", "model.json"
+
+
+@torch.inference_mode()
+def prefill(model: MiniGPT, idx: Tensor, pos: Tensor, key_ok: Tensor, caches: list[KVCache]) -> Tensor:
+    """Run the padded prompts (B, T) through the model, filling the caches; return the last logits (B, V)."""
+    T = idx.shape[1]
+    causal = torch.ones(T, T, dtype=torch.bool).tril()  # (T, T)
+    # A padding query may attend to itself only: its output is never used, but a fully masked row would be NaN.
+    mask = (causal & key_ok[:, None, :T]) | torch.eye(T, dtype=torch.bool)  # (B, T, T)
+    return model(idx, pos, mask[:, None], 0, caches)[:, -1]  # (B, V)
+
+
+@torch.inference_mode()
+def decode_one_token(
+    model: MiniGPT, tok: Tensor, pos: Tensor, key_ok: Tensor, start: int, caches: list[KVCache]
+) -> Tensor:
+    """One step for the whole batch: tok (B, 1) at cache slot `start`; return its logits (B, V)."""
+    mask = key_ok[:, None, None, : start + 1]  # (B, 1, 1, start + 1)
+    return model(tok, pos, mask, start, caches)[:, -1]  # (B, V)
+
+
+class Generator:
+    def __init__(self, model: MiniGPT, tokenizer: ByteBPETokenizer, max_new_tokens: int) -> None:
+        self.model = model.eval()
+        self.tok = tokenizer
+        self.max_new_tokens = max_new_tokens
+
+    @classmethod
+    def load(cls, weights_dir: str | Path | None = None) -> Generator:
+        d = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
+        meta = json.loads((d / META_FILE).read_text())
+        model = MiniGPT(ModelConfig(**meta["model_config"]))
+        # safetensors holds plain tensors only: loading it cannot run code. Tied weights are stored once.
+        state = {k: v.float() for k, v in load_file(d / MODEL_FILE).items()}  # stored as float16
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected or set(missing) - {"lm_head.weight"}:
+            raise ValueError(f"{d / MODEL_FILE}: missing {missing}, unexpected {unexpected}")
+        model.lm_head.weight = model.tok_emb.weight
+        return cls(model, ByteBPETokenizer.load(d / TOKENIZER_FILE), int(meta["max_new_tokens"]))
+
+    def prompt_ids(self, source: str) -> list[int]:
+        return [self.tok.bos_id, *self.tok.encode(source), self.tok.sep_id]
+
+    def fits(self, source: str) -> bool:
+        """Can the model's correction of `source` be generated whole? The correction is as long as the source
+        (one word changes), so the source plus end-of-sequence must fit the generation budget."""
+        prompt = self.prompt_ids(source)
+        return len(prompt) - 1 <= self.max_new_tokens and len(prompt) + self.max_new_tokens <= self.model.cfg.max_seq_len
+
+    def generate(self, sources: list[str], max_new_tokens: int | None = None, stop_at_eos: bool = True) -> list[str]:
+        """Greedy-decode each source's correction; trimmed at its end-of-sequence.
+
+        stop_at_eos=False runs exactly max_new_tokens steps for the whole batch (the static-batching cost
+        the lab wants visible); True stops once every row has ended.
+        """
+        if not sources:
+            return []
+        steps = self.max_new_tokens if max_new_tokens is None else max_new_tokens
+        prompts = [self.prompt_ids(s) for s in sources]
+        too_long = [i for i, p in enumerate(prompts) if len(p) + steps > self.model.cfg.max_seq_len]
+        if too_long:
+            raise ValueError(f"sources {too_long} do not fit the model context; check Generator.fits first")
+        out = self._generate_ids(prompts, steps, stop_at_eos)
+        return [self.tok.decode(ids) for ids in out]
+
+    @torch.inference_mode()
+    def _generate_ids(self, prompts: list[list[int]], steps: int, stop_at_eos: bool) -> list[list[int]]:
+        B, T = len(prompts), max(len(p) for p in prompts)
+        pad = torch.tensor([T - len(p) for p in prompts])  # (B,)
+        idx = torch.tensor([[self.tok.pad_id] * (T - len(p)) + p for p in prompts])  # (B, T)
+        slots = torch.arange(T + steps)  # (L,)
+        key_ok = slots[None, :] >= pad[:, None]  # (B, L) False on left padding
+        pos = (slots[None, :T] - pad[:, None]).clamp(min=0)  # (B, T)
+        caches = self.model.new_caches(B, T + steps)
+
+        logits = prefill(self.model, idx, pos, key_ok, caches)
+        next_pos = T - pad  # (B,) each row's own position of the next token
+        out = torch.empty(B, steps, dtype=torch.long)
+        done = torch.zeros(B, dtype=torch.bool)
+        n = 0
+        for n in range(steps):
+            tok = logits.argmax(dim=-1)  # (B,)
+            out[:, n] = tok
+            done |= tok == self.tok.eos_id
+            if n == steps - 1 or (stop_at_eos and bool(done.all())):
+                break
+            logits = decode_one_token(self.model, tok[:, None], (next_pos + n)[:, None], key_ok, T + n, caches)
+        rows = out[:, : n + 1].tolist()
+        return [r[: r.index(self.tok.eos_id)] if self.tok.eos_id in r else r for r in rows]
+
+
+_default: Generator | None = None
+_default_lock = threading.Lock()
+
+
+def default_generator() -> Generator:
+    """The shipped checkpoint, loaded once per process."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Generator.load()
+        return _default

@@ -1,0 +1,250 @@
+"""Train the tutor from scratch on CPU, score it on the held-out split, write the shipped checkpoint.
+
+`miniserve train` reproduces miniserve/weights/ (same seed, same recipe); `miniserve eval` re-scores it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import math
+import platform
+import random
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from miniserve.tutor.corpus import Pair, generate_pairs, kind_weights, tokenizer_text
+from miniserve.tutor.generate import MODEL_FILE, META_FILE, TOKENIZER_FILE, WEIGHTS_DIR, Generator
+from miniserve.tutor.model import MiniGPT, ModelConfig
+from miniserve.tutor.tokenizer import ByteBPETokenizer
+
+
+@dataclass(slots=True)
+class TrainConfig:
+    steps: int = 5000
+    batch_size: int = 64  # sequences per step
+    lr: float = 1e-3  # peak, after warmup; cosine decay to lr_min
+    lr_min: float = 1e-4
+    warmup_steps: int = 200
+    weight_decay: float = 0.05
+    grad_clip: float = 1.0
+    num_merges: int = 1500  # at most, on top of the 256 bytes: common words become one token each
+    merge_min_count: int = 100  # no merge for a pair seen fewer times in the tokenizer text: no rare tokens
+    tokenizer_sentences: int = 60_000
+    bpe_dropout: float = 0.1  # training segmentations only; inference is deterministic
+    train_pairs: int = 200_000  # pool sampled with replacement
+    # Recipes on the same seed and held-out pairs (raw model correct/error exact; then through the tutor's guard).
+    # Before: 4000 steps, lr 2e-3, none of the four below: 95.5/94.6, guard 97.8/94.5 (28 min, 1 thread).
+    # augment + correct_share 0.35 + length_group 16 + lr 1e-3: 95.0/95.0 at 4500 steps (13.5 min), 96.0/96.7 at
+    # 8000 (26 min); misses were subject number for held-out nouns ("the boss have", "the colleagues has"). Adding
+    # split_s and invented -ss/compound nouns (4500 steps): 97.4/97.5, guard 98.3/97.4 on one thread beside another
+    # run, but 96.4/96.1, guard 97.6/96.0 alone on 2 threads: one run to the next moves ~1 point. With consonant-
+    # cluster nouns too: 97.6/96.6, guard 98.9/96.5 (4500 steps, 1 thread); that, 5000 steps alone on 2 threads, was
+    # the previous checkpoint: 95.7/96.2, guard 97.5/96.0. With the fixed nouns in both numbers (corpus.py), the
+    # shipped checkpoint: 97.97/97.85, guard 98.6/97.7; seed 1: 95.8/96.4, guard 97.6/96.3 (95.5/97.1, guard
+    # 98.2/97.0 on 1 thread). The targets (98/97) are met on average over runs, not by every run.
+    augment: bool = True  # training-only corpus augmentation (extra real and invented nouns, wider Unicode)
+    correct_share: float | None = 0.35  # training pairs left unchanged (None: the corpus's 25%; errors get the rest)
+    split_s: bool = True  # tokenizer cuts a final -s into its own token (see tokenizer.py)
+    length_group: int = 16  # batches drawn at once and formed by length (16: ~1.6x faster steps, half the padding)
+    max_new_tokens: int = 24  # generation budget (covers 99.6% of held-out targets); correct_batch always runs it all
+    seed: int = 0
+    eval_pairs: int = 2000  # held-out pairs for the progress print (the final eval uses more)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.batch_size < 1 or self.warmup_steps < 0 or self.num_merges < 0:
+            raise ValueError(f"invalid TrainConfig: {self}")
+        if self.length_group < 1:
+            raise ValueError("length_group must be >= 1")
+        if not 0 < self.lr_min <= self.lr:
+            raise ValueError("need 0 < lr_min <= lr")
+        kind_weights(self.correct_share)  # the corpus's own range check, before any training starts
+
+
+def encode_pair(tok: ByteBPETokenizer, p: Pair, dropout: float, rng: random.Random) -> tuple[list[int], int]:
+    """Token ids of `<bos> source <sep> target <eos>` and where the target starts (the loss covers only it)."""
+    src, tgt = tok.encode_with_dropout([p.source, p.target], dropout, rng)
+    prompt = [tok.bos_id, *src, tok.sep_id]
+    return prompt + tgt + [tok.eos_id], len(prompt)
+
+
+def make_batch(examples: list[tuple[list[int], int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    T = max(len(ids) for ids, _ in examples) - 1
+    x = torch.full((len(examples), T), pad_id, dtype=torch.long)  # (B, T) right-padded inputs
+    y = torch.full((len(examples), T), -100, dtype=torch.long)  # (B, T) next-token targets, -100 = no loss
+    for i, (ids, start) in enumerate(examples):
+        n = len(ids) - 1
+        x[i, :n] = torch.tensor(ids[:-1])
+        y[i, start - 1 : n] = torch.tensor(ids[start:])
+    return x, y
+
+
+def length_grouped_batches(
+    tok: ByteBPETokenizer, pool: list[Pair], cfg: TrainConfig, rng: random.Random
+) -> Iterator[list[tuple[list[int], int]]]:
+    """Endless batches: `length_group` batches' worth of examples sorted by length, cut, served in random order."""
+    while True:
+        drawn = rng.choices(pool, k=cfg.batch_size * cfg.length_group)
+        group = [encode_pair(tok, p, cfg.bpe_dropout, rng) for p in drawn]
+        if cfg.length_group > 1:  # one batch keeps its draw order, as before grouping existed
+            group.sort(key=lambda e: len(e[0]))
+        batches = [group[i : i + cfg.batch_size] for i in range(0, len(group), cfg.batch_size)]
+        rng.shuffle(batches)
+        yield from batches
+
+
+def _exact_match(pairs: list[Pair], run: Callable[[list[str]], list[str]], batch_size: int) -> dict[str, list[int]]:
+    """Per kind, 1/0 for each pair whose output from `run` (a batch of sources in, their outputs out) is its target."""
+    hits: dict[str, list[int]] = {}
+    for i in range(0, len(pairs), batch_size):
+        chunk = pairs[i : i + batch_size]
+        for p, out in zip(chunk, run([p.source for p in chunk]), strict=True):
+            hits.setdefault(p.kind, []).append(int(out == p.target))
+    return hits
+
+
+def evaluate(gen: Generator, pairs: list[Pair], batch_size: int = 64) -> dict[str, float]:
+    """Exact match of the model's raw output, per kind: errors fixed, correct and out-of-domain left unchanged."""
+    hits = _exact_match(pairs, lambda sources: gen.generate(sources, stop_at_eos=True), batch_size)
+    return {f"{kind}_exact": sum(h) / len(h) for kind, h in sorted(hits.items())} | {
+        f"{kind}_n": len(h) for kind, h in sorted(hits.items())
+    }
+
+
+def evaluate_tutor(gen: Generator, pairs: list[Pair], batch_size: int = 64) -> dict[str, float]:
+    """Exact match of what a learner gets back: the model's output through GrammarTutorAgent's guard, which returns a
+    sentence unchanged when the model rewrote more than one covered verb form. So a copying slip on a correct
+    sentence costs nothing here, while a plausible wrong verb edit ("the twins work" -> "works") still counts."""
+    from miniserve.tutor.agent import GrammarTutorAgent  # the agent is the product; training itself never needs it
+
+    agent = GrammarTutorAgent(gen)
+    hits = _exact_match(pairs, lambda sources: [c.text for c in agent.correct_batch(sources, [None] * len(sources))],
+                        batch_size)
+    return {f"{kind}_exact": sum(h) / len(h) for kind, h in sorted(hits.items())}
+
+
+def train(cfg: TrainConfig, model_cfg_kwargs: dict, log=print) -> tuple[Generator, dict]:
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    t0 = time.perf_counter()
+    text = tokenizer_text(cfg.tokenizer_sentences, seed=cfg.seed, augment=cfg.augment)
+    tok = ByteBPETokenizer.train(text, cfg.num_merges, cfg.merge_min_count, cfg.split_s)
+    log(f"tokenizer: {tok.vocab_size} ids ({len(tok.merges)} merges) in {time.perf_counter() - t0:.1f}s")
+    pool = generate_pairs(cfg.train_pairs, "train", cfg.seed, cfg.augment, cfg.correct_share)
+    longest = max(len(tok.encode(p.source)) + len(tok.encode(p.target)) + 3 for p in pool)
+    model_cfg = ModelConfig(vocab_size=tok.vocab_size, **model_cfg_kwargs)
+    if longest * 2 > model_cfg.max_seq_len:  # BPE-dropout can lengthen a sequence; leave room
+        raise ValueError(f"training sequence of {longest} tokens > max_seq_len {model_cfg.max_seq_len}")
+    model = MiniGPT(model_cfg)
+    log(f"model: {model.num_parameters():,} parameters {model_cfg}; {len(pool):,} training pairs")
+    heldout = generate_pairs(cfg.eval_pairs, "heldout", cfg.seed + 1)
+    # No decay on embeddings: a token rarely seen in training must keep a distinct vector to be copied.
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "emb" not in n]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 or "emb" in n]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        betas=(0.9, 0.98),
+    )
+    gen = Generator(model, tok, cfg.max_new_tokens)
+    batches = length_grouped_batches(tok, pool, cfg, rng)
+    t_start = time.perf_counter()
+    for step in range(1, cfg.steps + 1):
+        lr = _lr_at(cfg, step)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        model.train()
+        x, y = make_batch(next(batches), tok.pad_id)
+        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten(), ignore_index=-100)  # model(x): (B, T, V)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        if step % 100 == 0 or step == 1:
+            log(f"step {step:5d}/{cfg.steps} loss {loss.item():.4f} lr {lr:.2e} {time.perf_counter() - t_start:6.0f}s")
+        if step % 1000 == 0 or step == cfg.steps:
+            model.eval()
+            scores = evaluate(gen, heldout[:500])
+            log("  held-out (500): " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items() if k.endswith("exact")))
+    model.eval()
+    info = {"train_seconds": round(time.perf_counter() - t_start, 1), "final_loss": round(loss.item(), 5)}
+    return gen, info
+
+
+def _lr_at(cfg: TrainConfig, step: int) -> float:
+    if step <= cfg.warmup_steps:
+        return cfg.lr * step / max(1, cfg.warmup_steps)
+    frac = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * frac))
+
+
+def save(gen: Generator, out: Path, meta: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    # float16 on disk halves the file; weights load back as float32. Scores are measured on the reloaded file.
+    state = {k: v.half().contiguous() for k, v in gen.model.state_dict().items() if k != "lm_head.weight"}  # tied
+    save_file(state, out / MODEL_FILE)
+    gen.tok.save(out / TOKENIZER_FILE)
+    meta["model_sha256"] = hashlib.sha256((out / MODEL_FILE).read_bytes()).hexdigest()
+    (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+MODEL_RECIPE = {"n_layer": 4, "n_head": 4, "d_model": 192, "max_seq_len": 160}
+FINAL_EVAL_PAIRS = 5000
+
+
+def run_train(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    overrides = {k: v for k, v in (("steps", args.steps), ("augment", args.augment),
+                                   ("correct_share", args.correct_share),
+                                   ("lr", args.lr), ("length_group", args.length_group),
+                                   ("split_s", args.split_s)) if v is not None}
+    try:
+        cfg = TrainConfig(seed=args.seed, **overrides)
+    except ValueError as e:  # a bad option: say so before the tokenizer starts, like `miniserve loadtest`
+        print(f"miniserve train: error: {e}", file=sys.stderr)
+        return 2
+    recipe = MODEL_RECIPE | {k: v for k, v in (("d_model", args.d_model), ("n_layer", args.n_layer)) if v}
+    started = time.perf_counter()
+    gen, info = train(cfg, recipe)
+    info["wall_seconds"] = round(time.perf_counter() - started, 1)  # tokenizer + data + steps + progress evals
+    meta = {
+        "model_config": gen.model.cfg.to_dict(),
+        "max_new_tokens": cfg.max_new_tokens,
+        "train_config": asdict(cfg),
+        "parameters": gen.model.num_parameters(),
+        "trained_on": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "torch_threads": torch.get_num_threads(),
+        **info,
+    }
+    out = Path(args.out) if args.out else WEIGHTS_DIR
+    save(gen, out, meta)
+    shipped = Generator.load(out)
+    final = generate_pairs(FINAL_EVAL_PAIRS, "heldout", cfg.seed + 1)
+    meta["heldout"] = evaluate(shipped, final)
+    meta["heldout_tutor"] = evaluate_tutor(shipped, final)
+    (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    print("held-out, model: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                         for k, v in meta["heldout"].items()))
+    print("held-out, tutor (through the guard): " + ", ".join(f"{k} {v:.4f}" for k, v in meta["heldout_tutor"].items()))
+    print(f"wrote {out}")
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    gen = Generator.load(args.weights)
+    meta = json.loads(((Path(args.weights) if args.weights else WEIGHTS_DIR) / META_FILE).read_text())
+    pairs = generate_pairs(args.n, "heldout", meta["train_config"]["seed"] + 1)
+    scores = {"model": evaluate(gen, pairs), "tutor": evaluate_tutor(gen, pairs)}
+    print(json.dumps(scores, indent=2))
+    return 0

@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from miniserve.tutor.corpus import generate_pairs
+from miniserve.tutor.generate import Generator
+from miniserve.tutor.train import TrainConfig, length_grouped_batches, make_batch
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return Generator.load().tok
+
+
+def test_length_grouped_batches_are_full_and_cut_padding(tok) -> None:
+    pool = generate_pairs(2000, "train", seed=0)
+    cfg = TrainConfig(batch_size=32, length_group=8, bpe_dropout=0.0)
+    batches = length_grouped_batches(tok, pool, cfg, random.Random(0))
+    grouped = [next(batches) for _ in range(16)]
+    assert all(len(b) == 32 for b in grouped)
+
+    def fill(batch) -> float:  # real tokens / padded slots
+        x, _ = make_batch(batch, tok.pad_id)
+        return sum(len(ids) - 1 for ids, _ in batch) / x.numel()
+
+    plain = length_grouped_batches(tok, pool, TrainConfig(batch_size=32, length_group=1, bpe_dropout=0.0),
+                                   random.Random(0))
+    ungrouped = [next(plain) for _ in range(16)]
+    assert sum(map(fill, grouped)) / 16 > 0.85 > sum(map(fill, ungrouped)) / 16
+
+
+def test_config_rejects_nonsense() -> None:
+    for bad in ({"length_group": 0}, {"steps": 0}, {"lr_min": 0.0}):
+        with pytest.raises(ValueError):
+            TrainConfig(**bad)
+
+
+def test_tutor_scores_count_what_the_guard_returns() -> None:
+    from tests.tutor.test_agent import FakeGenerator
+    from miniserve.tutor.train import evaluate, evaluate_tutor
+
+    pairs = generate_pairs(300, "heldout", seed=1)
+    oracle = {p.source: p.target for p in pairs}
+    # the model fixes every error but also mangles every correct sentence's last character
+    def rule(src: str) -> str:
+        target = oracle[src]
+        return target if target != src else src[:-1] + ("x" if src[-1] != "x" else "y")
+
+    gen = FakeGenerator(rule)
+    gen.fits = lambda s: True  # every held-out sentence reaches the fake, whatever its length
+    raw, tutor = evaluate(gen, pairs), evaluate_tutor(gen, pairs)
+    assert raw["error_exact"] == 1.0 and raw["correct_exact"] == 0.0
+    # the guard rejects a rewrite that touches no covered verb form: the learner gets the sentence back unchanged
+    assert tutor["correct_exact"] == 1.0 and tutor["ood_exact"] == 1.0 and tutor["error_exact"] == 1.0
+
+
+def test_train_config_refuses_an_impossible_correct_share_before_training() -> None:
+    with pytest.raises(ValueError, match=r"correct_share must be in \[0, 0.85\]"):
+        TrainConfig(correct_share=0.9)
+    assert TrainConfig(correct_share=0.85).correct_share == 0.85  # every training pair correct or out-of-domain
+
+
+def test_train_command_refuses_bad_options_with_a_message(capsys: pytest.CaptureFixture[str], tmp_path) -> None:
+    from miniserve.cli import main
+
+    assert main(["train", "--correct-share", "0.9", "--out", str(tmp_path)]) == 2
+    assert "miniserve train: error: correct_share must be in [0, 0.85], got 0.9" in capsys.readouterr().err
+    assert main(["train", "--length-group", "0", "--out", str(tmp_path)]) == 2
+    assert not any(tmp_path.iterdir())  # nothing trained, nothing written
