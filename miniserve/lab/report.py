@@ -48,11 +48,18 @@ def sweep_datetime(benchmark_json: dict[str, Any]) -> datetime:
 
 
 def default_experiment_dir(benchmark_json: dict[str, Any], root: str | Path = "experiments") -> Path:
-    """experiments/<date>-phase-33-lab-02, or ...-quick when the sweep ran with other than the lab's parameters,
-    so a quick check never overwrites the lab's deliverable."""
+    """experiments/<date>-phase-33-lab-02 (…-quick when the sweep ran with other than the lab's parameters, so a
+    quick check is never mistaken for the lab's deliverable), with -2, -3, … when that folder already exists."""
     results = SweepResults.from_benchmark_json(benchmark_json)
     suffix = "" if results.params.is_lab_default() else "-quick"
-    return Path(root) / f"{sweep_datetime(benchmark_json):%Y-%m-%d}-{EXPERIMENT}{suffix}"
+    base = Path(root) / f"{sweep_datetime(benchmark_json):%Y-%m-%d}-{EXPERIMENT}{suffix}"
+    # A second sweep on the same day gets a new folder: committed results are never replaced by a later run.
+    # (Regenerating a folder on purpose names it: `miniserve report <dir>/benchmark.json --out <dir>`.)
+    n = 2
+    target = base
+    while target.exists():
+        target, n = base.with_name(f"{base.name}-{n}"), n + 1
+    return target
 
 
 def _r(x: float | None, nd: int = 2) -> float | None:
@@ -230,6 +237,12 @@ def run_report(args: argparse.Namespace) -> int:
         return 2
     if not isinstance(data, dict) or "benchmarks" not in data:
         print(f"miniserve report: {args.benchmark_json} is not a pytest-benchmark JSON (no 'benchmarks')",
+              file=sys.stderr)
+        return 2
+    try:
+        import matplotlib  # noqa: F401 - the lab's extra; checked here so the user gets the fix, not a traceback
+    except ImportError:
+        print("miniserve report: the figures need matplotlib; install the lab's extra: pip install 'miniserve[lab]'",
               file=sys.stderr)
         return 2
     out = write_experiment(data, args.out)

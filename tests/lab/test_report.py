@@ -113,11 +113,20 @@ def test_missing_results_still_give_a_report(tmp_path: Path) -> None:
     assert m["acceptance"]["all_passed"] is False and m["load_generator"] is None
 
 
-def test_quick_sweeps_get_their_own_folder() -> None:
+def test_quick_sweeps_get_their_own_folder(tmp_path: Path) -> None:
     doc = fake_benchmark_json()
-    assert default_experiment_dir(doc, "experiments").name.endswith("-phase-33-lab-02")
+    assert default_experiment_dir(doc, tmp_path).name.endswith("-phase-33-lab-02")
     doc["machine_info"]["miniserve"]["sweep"] = SweepParams(total=100, runs=1).to_dict()
-    assert default_experiment_dir(doc, "experiments").name.endswith("-phase-33-lab-02-quick")
+    assert default_experiment_dir(doc, tmp_path).name.endswith("-phase-33-lab-02-quick")
+
+
+def test_a_later_sweep_never_replaces_a_folder_of_the_same_day(tmp_path: Path) -> None:
+    doc = fake_benchmark_json()
+    first = write_experiment(doc, default_experiment_dir(doc, tmp_path))
+    second = default_experiment_dir(doc, tmp_path)
+    assert second != first and second.name == f"{first.name}-2" and not second.exists()
+    write_experiment(doc, second)
+    assert default_experiment_dir(doc, tmp_path).name == f"{first.name}-3"
 
 
 def test_report_refuses_what_is_not_a_benchmark_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
