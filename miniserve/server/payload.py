@@ -64,13 +64,19 @@ def parse_json(body: bytes) -> object:
     except UnicodeDecodeError:
         raise MalformedJson("the request body is not valid UTF-8") from None
     except json.JSONDecodeError as exc:
-        raise MalformedJson(f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} "
-                            f"column {exc.colno}") from None
+        raise MalformedJson(f"the request body is not valid JSON: {_where(exc)}") from None
     except RecursionError:
         # 64 KiB of "[[[[..." nests deeper than the parser's recursion limit: still the client's error.
         raise MalformedJson("the request body is not valid JSON: nested too deeply") from None
     except ValueError as exc:  # e.g. integers too long to convert
         raise MalformedJson(f"the request body is not valid JSON: {exc}") from None
+
+
+def _where(exc: json.JSONDecodeError) -> str:
+    # Some of json's messages already end in "at" ("Unterminated string starting at", "Invalid control character
+    # at"): they read as "... starting at line 1 column 14", the others as "Expecting value at line 1 column 1".
+    at = "" if exc.msg.endswith(" at") else " at"
+    return f"{exc.msg}{at} line {exc.lineno} column {exc.colno}"
 
 
 def _text(data: dict[str, object], name: str, max_chars: int, *, required: bool) -> str | None:
