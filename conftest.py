@@ -229,7 +229,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(store.experiment_error)
     elif store.experiment_dir is not None:
         terminalreporter.write_sep("=", "lab-02 experiment")
+        from miniserve.lab.report import verdict_lines
+
         manifest = json.loads((store.experiment_dir / "manifest.json").read_text(encoding="utf-8"))
         terminalreporter.write_line(f"written to {store.experiment_dir}")
-        for v in manifest["acceptance"]["verdicts"]:
-            terminalreporter.write_line(f"  {'PASS' if v['passed'] else 'FAIL'}  {v['criterion']}: {v['message']}")
+        for line in verdict_lines(manifest):
+            terminalreporter.write_line(line)

@@ -207,7 +207,8 @@ def build_manifest(benchmark_json: dict[str, Any], results: SweepResults, out_di
             "client": cal.client, "concurrency": cal.concurrency, "requests": cal.requests,
             "ceiling_rps": cal.throughput_rps, "p50_ms": cal.p50_ms, "p95_ms": cal.p95_ms, "statuses": cal.statuses,
             "endpoint": "POST /noop"},
-        "acceptance": {"all_passed": all(v.passed for v in verdicts), "verdicts": [v.to_dict() for v in verdicts]},
+        "acceptance": {"outcome": criteria.outcome(verdicts), "all_passed": all(v.passed for v in verdicts),
+                       "verdicts": [v.to_dict() for v in verdicts]},
         "files": list(FILES),
         "regenerate": f"miniserve report {_shown(out_dir / 'benchmark.json')} --out {_shown(out_dir)}",
     })
@@ -246,8 +247,23 @@ def run_report(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     out = write_experiment(data, args.out)
-    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     print(f"wrote {out}")
-    for v in manifest["acceptance"]["verdicts"]:
-        print(f"  {'PASS' if v['passed'] else 'FAIL'}  {v['criterion']}: {v['message']}")
+    print("\n".join(verdict_lines(json.loads((out / "manifest.json").read_text(encoding="utf-8")))))
     return 0
+
+
+_OUTCOME_TEXT = {
+    "pass": "every criterion passed",
+    "pass with inconclusive": "no criterion failed; the INCONCLUSIVE ones missed their line by less than their runs' "
+                              "spread, which the lab allows (docs/acceptance.md)",
+    "fail": "a criterion failed outside its runs' spread (docs/acceptance.md)",
+}
+
+
+def verdict_lines(manifest: dict[str, Any]) -> list[str]:
+    """One line per criterion, then the outcome: what the sweep and `miniserve report` print."""
+    acceptance = manifest["acceptance"]
+    verdicts = [criteria.Verdict(**{k: v for k, v in d.items() if k != "status"}) for d in acceptance["verdicts"]]
+    result = acceptance.get("outcome") or criteria.outcome(verdicts)
+    lines = [f"  {v.status:<12} {v.criterion}: {v.message}" for v in verdicts]
+    return [*lines, f"outcome: {result.upper()} -- {_OUTCOME_TEXT[result]}"]

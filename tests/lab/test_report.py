@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from miniserve.cli import main
-from miniserve.lab.report import CSV_COLUMNS, FILES, default_experiment_dir, write_experiment
+from miniserve.lab.report import CSV_COLUMNS, FILES, default_experiment_dir, verdict_lines, write_experiment
 from miniserve.lab.results import SweepParams
 from tests._sweep_fakes import GOOD_THROUGHPUT, fake_benchmark_json
 
@@ -135,3 +135,24 @@ def test_report_refuses_what_is_not_a_benchmark_json(tmp_path: Path, capsys: pyt
     assert main(["report", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert main(["report", str(tmp_path / "missing.json")]) == 2
     assert "not a pytest-benchmark JSON" in capsys.readouterr().err
+
+
+def test_an_inconclusive_verdict_reads_inconclusive_not_fail(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # 149 req/s is 1.49x the baseline's 100, but the runs spread +-5%: inconclusive, which the lab allows.
+    doc = fake_benchmark_json(throughput={**GOOD_THROUGHPUT, "static-4-10": 149.0})
+    (tmp_path / "in.json").write_text(json.dumps(doc))
+    assert main(["report", str(tmp_path / "in.json"), "--out", str(tmp_path / "o")]) == 0
+    m = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert m["acceptance"]["outcome"] == "pass with inconclusive" and m["acceptance"]["all_passed"] is False
+    (gain,) = [v for v in m["acceptance"]["verdicts"] if v["status"] != "PASS"]
+    assert gain["status"] == "INCONCLUSIVE" and gain["config"] == "static-4-10"
+    out = capsys.readouterr().out
+    assert "INCONCLUSIVE throughput_gain" in out and "FAIL" not in out
+    assert "outcome: PASS WITH INCONCLUSIVE" in out
+
+
+def test_a_clear_miss_reads_fail(tmp_path: Path) -> None:
+    m = json.loads((write_experiment(fake_benchmark_json(ceiling_rps=500.0), tmp_path / "bad") / "manifest.json")
+                   .read_text())
+    assert m["acceptance"]["outcome"] == "fail"
+    assert verdict_lines(m)[-1].startswith("outcome: FAIL")

@@ -52,7 +52,8 @@ def test_acceptance_judges_the_sweep_of_the_same_session_and_the_report_follows(
     result.assert_outcomes(passed=n + 21)  # the synthetic benchmark records, 21 acceptance tests
     lines = [ln for ln in result.outlines if " PASSED" in ln]
     assert all("bench/" in ln for ln in lines[:n]) and all("test_acceptance/" in ln for ln in lines[n:])
-    result.stdout.fnmatch_lines(["*lab-02 experiment*", "*PASS  saturation: throughput saturates at max_batch=8*"])
+    result.stdout.fnmatch_lines(["*lab-02 experiment*", "*PASS * saturation: throughput saturates at max_batch=8*",
+                                 "outcome: PASS -- every criterion passed"])
     manifest = json.loads((project.path / "exp" / "manifest.json").read_text())
     assert manifest["acceptance"]["all_passed"] is True
     saved = json.loads((project.path / "out.json").read_text())
