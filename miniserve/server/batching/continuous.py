@@ -1,0 +1,324 @@
+"""Continuous (iteration-level) batching: requests join and leave the running batch between decode steps.
+
+Static batching runs a batch until its *longest* request is done, so short answers wait for long ones and new
+arrivals wait for the whole batch. Here the unit of work is one decode step over `max_running` KV-cache rows
+(as in nano-vllm/Orca): each iteration drops abandoned rows, admits waiting requests into free rows (their
+prefill bounded by a token budget, so a burst of long prompts cannot stall the running rows for long), and steps
+every running row once; a row that finishes is answered and freed at once.
+No torch or HTTP here: the model arrives as a `ContinuousEngine`, so the scheduler is tested with fakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generic, Protocol, TypeVar
+
+from miniserve.server.batching.errors import BatchFailed, DeadlineExceeded, QueueFull, ShuttingDown
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+In_contra = TypeVar("In_contra", contravariant=True)
+Out_co = TypeVar("Out_co", covariant=True)
+H = TypeVar("H")  # the engine's opaque row handle; the scheduler only hands it back
+
+log = logging.getLogger(__name__)
+
+
+class ContinuousEngine(Protocol[In_contra, Out_co, H]):
+    """The model as the scheduler needs it: rows of a KV cache with `max_running` rows reserved up front.
+
+    Synchronous: the scheduler calls it from one worker thread at a time, never concurrently, so it needs no locks.
+    """
+
+    def prefill(self, items: list[In_contra]) -> list[H]:
+        """Allocate a row per item and run the prompts; one handle per item, same order. If it raises, it must
+        free whatever it allocated: the scheduler fails these items and never sees their rows."""
+        ...
+
+    def step(self, handles: list[H]) -> list[Out_co | None]:
+        """One decode step for these rows: per row its final output if it just finished, else None. Finished rows
+        are released and never stepped again. If it raises, every row in the step fails and is released."""
+        ...
+
+    def release(self, handles: list[H]) -> None:
+        """Free rows (finished, cancelled, expired or failed); each handle is released exactly once."""
+        ...
+
+
+@dataclass(slots=True, eq=False)
+class _Request(Generic[In, Out]):
+    item: In
+    cost: int                                    # prefill tokens, from `cost(item)` at submit
+    future: asyncio.Future[Out]
+    submitted_s: float                           # perf_counter() at submit: on_admit's waits count from here
+    expiry: asyncio.TimerHandle | None = field(default=None)
+    admitted: bool = False                       # left the queue (prefilling or running)
+    handle: Any = None                           # the engine row, once prefilled
+
+
+@dataclass(slots=True)
+class _Iteration:
+    """What one engine call in the worker thread did; applied to the scheduler's state back on the event loop."""
+    handles: list[Any] | None = None             # new rows, one per admitted item; None if prefill failed
+    prefill_error: BaseException | None = None
+    prefill_done_s: float = 0.0
+    outputs: list[Any] | None = None             # one per stepped row; None if the step failed or nothing stepped
+    step_error: BaseException | None = None
+    step_s: float = 0.0
+
+
+class ContinuousBatchScheduler(Generic[In, Out]):
+    """Serves `submit`ted items through a `ContinuousEngine`, at most `max_running` rows at a time.
+
+    Bounds: at most max_queue requests wait (QueueFull beyond) plus max_running in rows. One iteration's prefill
+    costs at most max_prefill_tokens (by `cost(item)`), except that a free row always takes the head of the queue,
+    however long its prompt, so nothing starves. Admission is FIFO: a long head is not overtaken by shorter ones.
+    Same public shape as StaticBatchScheduler (start/submit/shutdown/depth), so the server runs either.
+    """
+
+    def __init__(self, engine: ContinuousEngine[In, Out, Any], max_running: int, max_queue: int,
+                 max_prefill_tokens: int, cost: Callable[[In], int], *,
+                 on_step: Callable[[int, float], None] | None = None,
+                 on_admit: Callable[[list[float]], None] | None = None) -> None:
+        for name in ("prefill", "step", "release"):
+            if not callable(getattr(engine, name, None)):
+                raise TypeError(f"engine must have a callable {name}()")
+        if not callable(cost):
+            raise TypeError("cost must be callable")
+        for name, value in (("max_running", max_running), ("max_queue", max_queue),
+                            ("max_prefill_tokens", max_prefill_tokens)):
+            if not _is_int(value) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        self._engine, self._cost, self._on_step, self._on_admit = engine, cost, on_step, on_admit
+        self.max_running, self.max_queue, self.max_prefill_tokens = max_running, max_queue, max_prefill_tokens
+        self._waiting: deque[_Request[In, Out]] = deque()
+        self._rows: list[_Request[In, Out]] = []       # running, in step order
+        self._admitting: list[_Request[In, Out]] = []  # popped from the queue, prefill in flight
+        self._in_use = 0
+        self._wakeup = asyncio.Event()  # set by submit and shutdown: the only things that end an idle sleep
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def depth(self) -> int:
+        """Requests waiting for a row."""
+        return len(self._waiting)
+
+    @property
+    def running(self) -> int:
+        """Engine rows in use (running or being prefilled): the server's kv_cache_slots_used."""
+        return self._in_use
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._loop(), name="miniserve-continuous")
+
+    async def submit(self, item: In, timeout_s: float | None = None) -> Out:
+        """Queue `item` and wait for its output; `timeout_s` bounds the whole wait, queued and running."""
+        if timeout_s is not None and not timeout_s > 0:
+            raise ValueError(f"timeout_s must be > 0 or None, got {timeout_s!r}")
+        if self._closing:
+            raise ShuttingDown("the server is shutting down")
+        if self._task is None:
+            raise RuntimeError("scheduler not started")
+        if len(self._waiting) >= self.max_queue:
+            raise QueueFull(f"queue is full ({self.max_queue} requests waiting)")
+        cost = self._cost(item)  # here, not in the loop: a bad item fails its own submit, not the scheduler
+        if not _is_int(cost) or cost < 0:
+            raise ValueError(f"cost(item) must be an int >= 0, got {cost!r}")
+        loop = asyncio.get_running_loop()
+        req: _Request[In, Out] = _Request(item, cost, loop.create_future(), time.perf_counter())
+        if timeout_s is not None:
+            req.expiry = loop.call_later(timeout_s, self._expire, req, timeout_s)
+        self._waiting.append(req)
+        self._wakeup.set()
+        try:
+            return await req.future
+        except asyncio.CancelledError:
+            # The client went away. Queued: free the slot now. Running: the cancelled future marks the row, which
+            # the next iteration releases (never mid-step: the engine may be using it right now).
+            self._leave_queue(req)
+            self._settle(req, cancel=True)  # normally cancelled already; this also stops its deadline timer
+            raise
+
+    async def shutdown(self) -> None:
+        """Stop accepting, finish running and queued work (every accepted request gets an answer), then return."""
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            # shield: a cancelled caller must not cancel the loop halfway through draining.
+            await asyncio.shield(self._task)
+
+    # -- engine loop: drop -> admit -> prefill + step (one worker-thread call) -> deliver ----------------------
+
+    async def _loop(self) -> None:
+        try:
+            while True:
+                if self._rows or self._waiting:
+                    await self._iterate()
+                elif self._closing:
+                    return
+                else:
+                    # No await between the checks above and clear(), so no wakeup can be lost.
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+        finally:
+            # Normally nothing is left; something is only if the loop itself was cancelled or crashed.
+            self._closing = True
+            for req in (*self._waiting, *self._admitting, *self._rows):
+                self._settle(req, error=ShuttingDown("the scheduler stopped before this request finished"))
+            self._waiting.clear()
+
+    async def _iterate(self) -> None:
+        live: list[_Request[In, Out]] = []
+        dropped: list[Any] = []
+        for req in self._rows:  # a done future here means cancelled or expired: nobody wants the rest
+            if req.future.done():
+                dropped.append(req.handle)
+            else:
+                live.append(req)
+        admitted = self._admit(self.max_running - len(live))
+        self._rows, self._admitting = live, admitted
+        self._in_use = len(live) + len(admitted)
+        # One thread hop per iteration: release, prefill and step run back to back, off the event loop.
+        it = await asyncio.to_thread(self._engine_call, dropped, [r.item for r in admitted],
+                                     [r.handle for r in live])
+        self._admitting = []
+        stepped = live
+        if admitted:
+            if it.handles is None:
+                self._fail(admitted, f"prefill of {len(admitted)} items", it.prefill_error)
+            else:
+                for req, handle in zip(admitted, it.handles):
+                    req.handle = handle
+                stepped = live + admitted
+                self._notify(self._on_admit, [it.prefill_done_s - req.submitted_s for req in admitted])
+        if stepped:
+            if it.outputs is None:
+                self._fail(stepped, f"decode step of {len(stepped)} rows", it.step_error)
+                self._rows = []
+            else:
+                rows = []
+                for req, out in zip(stepped, it.outputs):
+                    if out is None:
+                        rows.append(req)
+                    else:
+                        self._settle(req, result=out)
+                self._rows = rows
+            self._notify(self._on_step, len(stepped), it.step_s)
+        self._in_use = len(self._rows)
+
+    def _admit(self, free: int) -> list[_Request[In, Out]]:
+        """FIFO into free rows while the prefill budget lasts; the head always fits a free row (no starvation)."""
+        admitted: list[_Request[In, Out]] = []
+        budget = self.max_prefill_tokens
+        while self._waiting and len(admitted) < free:
+            head = self._waiting[0]
+            if head.future.done():  # cancelled, its submit not yet resumed to remove it
+                self._waiting.popleft()
+                continue
+            if admitted and head.cost > budget:
+                break
+            self._waiting.popleft()
+            head.admitted = True
+            budget -= head.cost
+            admitted.append(head)
+        return admitted
+
+    def _engine_call(self, dropped: list[Any], items: list[In], handles: list[Any]) -> _Iteration:
+        """Worker thread: touches only the engine and its arguments, never the scheduler's state."""
+        it = _Iteration()
+        if dropped:
+            self._release(dropped)
+        if items:
+            try:
+                new = list(self._engine.prefill(items))
+            except Exception as exc:
+                log.exception("prefill of %d items failed", len(items))
+                it.prefill_error = exc
+            else:
+                if len(new) == len(items):
+                    it.handles = new
+                    handles = handles + new
+                else:
+                    self._release(new)
+                    it.prefill_error = ValueError(f"prefill returned {len(new)} handles for {len(items)} items")
+                    log.error("%s", it.prefill_error)
+            it.prefill_done_s = time.perf_counter()
+        if handles:
+            started = time.perf_counter()
+            try:
+                outputs = list(self._engine.step(handles))
+                if len(outputs) != len(handles):
+                    raise ValueError(f"step returned {len(outputs)} outputs for {len(handles)} rows")
+            except Exception as exc:
+                it.step_s, it.step_error = time.perf_counter() - started, exc
+                log.exception("decode step of %d rows failed", len(handles))
+                self._release(handles)
+                return it
+            it.step_s, it.outputs = time.perf_counter() - started, outputs
+            finished = [h for h, out in zip(handles, outputs) if out is not None]
+            if finished:
+                self._release(finished)
+        return it
+
+    def _release(self, handles: list[Any]) -> None:
+        try:
+            self._engine.release(handles)
+        except Exception:
+            # Nothing to answer for: these rows' requests are done. The engine may leak rows; say so loudly.
+            log.exception("release of %d rows failed", len(handles))
+
+    # -- request bookkeeping ---------------------------------------------------------------------------------
+
+    def _expire(self, req: _Request[In, Out], timeout_s: float) -> None:
+        req.expiry = None
+        where = "in the queue" if self._leave_queue(req) else "while running"
+        # Running: answered now; the row is released at the next iteration (the future is done).
+        self._settle(req, error=DeadlineExceeded(f"request passed its {timeout_s:g} s deadline {where}"))
+
+    def _leave_queue(self, req: _Request[In, Out]) -> bool:
+        """Remove a still-waiting request (O(depth), bounded by max_queue). False if it already left the queue."""
+        if req.admitted:
+            return False
+        try:
+            self._waiting.remove(req)
+        except ValueError:  # cancelled at the head of the queue: admission already dropped it
+            return False
+        return True
+
+    def _fail(self, reqs: list[_Request[In, Out]], what: str, error: BaseException | None) -> None:
+        for req in reqs:
+            self._settle(req, error=BatchFailed(f"{what} failed: {error!r}", error or RuntimeError(what)))
+
+    @staticmethod
+    def _settle(req: _Request, *, result: object = None, error: BaseException | None = None,
+                cancel: bool = False) -> None:
+        if req.expiry is not None:
+            req.expiry.cancel()
+            req.expiry = None
+        # The future may be done already (client gone, deadline passed); answering it then must not raise.
+        if req.future.done():
+            return
+        if cancel:
+            req.future.cancel()
+        elif error is not None:
+            req.future.set_exception(error)
+        else:
+            req.future.set_result(result)
+
+    @staticmethod
+    def _notify(callback: Callable[..., None] | None, *args: Any) -> None:
+        if callback is not None:
+            try:
+                callback(*args)
+            except Exception:
+                log.exception("observability callback failed; scheduler continues")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
