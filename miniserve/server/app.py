@@ -7,6 +7,7 @@ exception -> status table in errors.py, metrics in metrics.py.
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,14 +20,61 @@ from starlette.routing import Route
 from starlette.schemas import SchemaGenerator
 
 from miniserve.server.config import ServerConfig
-from miniserve.server.errors import exception_handlers
+from miniserve.server.errors import ERROR_BODY_SCHEMA, exception_handlers
 from miniserve.server.metrics import Metrics, MetricsMiddleware
-from miniserve.server.payload import read_correct_request
+from miniserve.server.payload import CORRECT_REQUEST_SCHEMA, read_correct_request
 from miniserve.server.service import AgentFactory, Service
 
-schemas = SchemaGenerator({"openapi": "3.0.0", "info": {"title": "miniserve grammar tutor", "version": "0.1.0"}})
-ERROR_SCHEMA = {"type": "object", "properties": {"error": {"type": "object", "properties": {
-    "type": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}}}}}
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _error(description: str, **extra: Any) -> dict[str, Any]:
+    return {"description": description, "content": _json({"$ref": "#/components/schemas/Error"}), **extra}
+
+
+# The shapes the route docstrings below refer to by $ref. The request body and the error body are built from the
+# code that enforces them (payload.py, errors.py), so the schema cannot drift from what the server checks.
+COMPONENTS: dict[str, Any] = {
+    "schemas": {
+        "Correction": {
+            "type": "object", "additionalProperties": False,
+            "required": ["corrected", "explanation", "was_correct", "edits"],
+            "properties": {
+                "corrected": {"type": "string"}, "explanation": {"type": "string"}, "was_correct": {"type": "boolean"},
+                "edits": {"type": "array", "items": {
+                    "type": "object", "additionalProperties": False,
+                    "required": ["original", "corrected", "error_type"],
+                    "properties": {"original": {"type": "string"}, "corrected": {"type": "string"},
+                                   "error_type": {"type": "string"}}}},
+            },
+        },
+        "Error": ERROR_BODY_SCHEMA,
+        "Readiness": {
+            "type": "object", "additionalProperties": False, "required": ["status", "reason"],
+            "properties": {"status": {"type": "string", "enum": ["ready", "not_ready"]}, "reason": {"type": "string"}},
+        },
+    },
+    "requestBodies": {"CorrectRequest": {"required": True, "content": _json(CORRECT_REQUEST_SCHEMA)}},
+    "responses": {
+        "MalformedJson": _error("Empty body, not UTF-8, not valid JSON, or a Content-Length that is not a number."),
+        "PayloadTooLarge": _error("Body larger than max_body_bytes."),
+        "UnsupportedMediaType": _error("A Content-Type other than application/json or application/*+json "
+                                       "(a missing one is accepted)."),
+        "ValidationError": _error("The JSON is not a valid request; error.field names the offending field."),
+        "ModelError": _error("The model failed on this request or its batch (model_error; retry), or an "
+                             "unexpected error (internal_error; details in the server log)."),
+        "InternalError": _error("An unexpected error (internal_error; details in the server log)."),
+        "Unavailable": _error("Queue full or too many in flight (overloaded), model not loaded (not_ready): both "
+                              "with Retry-After; or shutting down (shutting_down).",
+                              headers={"Retry-After": {"description": "seconds to wait before retrying",
+                                                       "schema": {"type": "integer", "minimum": 0}}}),
+        "DeadlineExceeded": _error("Not answered within request_timeout_s."),
+    },
+}
+schemas = SchemaGenerator({"openapi": "3.0.0", "info": {"title": "miniserve grammar tutor", "version": "0.1.0"},
+                           "components": COMPONENTS})
 
 # /noop answers this, about the size of a real answer, so calibration measures the same bytes on the wire.
 NOOP_ANSWER = {"corrected": "Yesterday I went to the store.", "was_correct": False,
@@ -46,40 +94,18 @@ def correction_body(c: Any) -> dict[str, Any]:
 async def correct(request: Request) -> Response:
     """
     summary: Correct one sentence and explain the correction.
-    requestBody:
-      required: true
-      content:
-        application/json:
-          schema:
-            type: object
-            additionalProperties: false
-            required: [sentence]
-            properties:
-              sentence: {type: string, minLength: 1, maxLength: 500}
-              learner_id: {type: string, maxLength: 64, nullable: true}
+    requestBody: {$ref: '#/components/requestBodies/CorrectRequest'}
     responses:
       200:
         description: The corrected sentence.
-        content:
-          application/json:
-            schema:
-              type: object
-              properties:
-                corrected: {type: string}
-                explanation: {type: string}
-                was_correct: {type: boolean}
-                edits:
-                  type: array
-                  items:
-                    type: object
-                    properties: {original: {type: string}, corrected: {type: string}, error_type: {type: string}}
-      400: {description: Malformed JSON.}
-      413: {description: Body larger than max_body_bytes.}
-      415: {description: A Content-Type other than application/json (a missing one is accepted).}
-      422: {description: Invalid field; error.field names it.}
-      500: {description: The model failed on this request or its batch.}
-      503: {description: Queue full / too many in flight (Retry-After), model not loaded, or shutting down.}
-      504: {description: Not answered within request_timeout_s.}
+        content: {application/json: {schema: {$ref: '#/components/schemas/Correction'}}}
+      400: {$ref: '#/components/responses/MalformedJson'}
+      413: {$ref: '#/components/responses/PayloadTooLarge'}
+      415: {$ref: '#/components/responses/UnsupportedMediaType'}
+      422: {$ref: '#/components/responses/ValidationError'}
+      500: {$ref: '#/components/responses/ModelError'}
+      503: {$ref: '#/components/responses/Unavailable'}
+      504: {$ref: '#/components/responses/DeadlineExceeded'}
     """
     svc = _service(request)
     deadline = asyncio.get_running_loop().time() + svc.config.request_timeout_s
@@ -91,10 +117,16 @@ async def correct(request: Request) -> Response:
 async def noop(request: Request) -> Response:
     """
     summary: Load-generator calibration; parses and validates like /correct, does no model work.
+    requestBody: {$ref: '#/components/requestBodies/CorrectRequest'}
     responses:
-      200: {description: A fixed answer of the same shape and about the same size as /correct.}
-      400: {description: Malformed JSON.}
-      422: {description: Invalid field.}
+      200:
+        description: A fixed answer of the same shape and about the same size as /correct's.
+        content: {application/json: {schema: {$ref: '#/components/schemas/Correction'}}}
+      400: {$ref: '#/components/responses/MalformedJson'}
+      413: {$ref: '#/components/responses/PayloadTooLarge'}
+      415: {$ref: '#/components/responses/UnsupportedMediaType'}
+      422: {$ref: '#/components/responses/ValidationError'}
+      500: {$ref: '#/components/responses/InternalError'}
     """
     await read_correct_request(request, _service(request).config.max_body_bytes)
     return JSONResponse(NOOP_ANSWER)
@@ -104,7 +136,15 @@ async def healthz(request: Request) -> Response:
     """
     summary: Liveness; the process answers.
     responses:
-      200: {description: Alive.}
+      200:
+        description: Alive.
+        content:
+          application/json:
+            schema:
+              type: object
+              additionalProperties: false
+              required: [status]
+              properties: {status: {type: string, enum: [alive]}}
     """
     return JSONResponse({"status": "alive"})
 
@@ -113,8 +153,12 @@ async def readyz(request: Request) -> Response:
     """
     summary: Readiness; model loaded and queue (or in-flight count) below its high-water mark.
     responses:
-      200: {description: Ready for traffic.}
-      503: {description: Not ready; "reason" says why.}
+      200:
+        description: Ready for traffic.
+        content: {application/json: {schema: {$ref: '#/components/schemas/Readiness'}}}
+      503:
+        description: Not ready; "reason" says why.
+        content: {application/json: {schema: {$ref: '#/components/schemas/Readiness'}}}
     """
     ready, reason = _service(request).readiness()
     return JSONResponse({"status": "ready" if ready else "not_ready", "reason": reason},
@@ -125,7 +169,9 @@ async def metrics(request: Request) -> Response:
     """
     summary: Prometheus metrics in text exposition format.
     responses:
-      200: {description: Metrics text.}
+      200:
+        description: Metrics text.
+        content: {text/plain: {schema: {type: string}}}
     """
     body, content_type = _service(request).metrics.render()
     return Response(body, media_type=content_type)
@@ -135,7 +181,9 @@ async def openapi(request: Request) -> Response:
     """
     summary: This API's OpenAPI schema.
     responses:
-      200: {description: OpenAPI 3 document.}
+      200:
+        description: OpenAPI 3 document.
+        content: {application/json: {schema: {type: object}}}
     """
     return JSONResponse(request.app.state.openapi)
 
@@ -148,6 +196,19 @@ ROUTES = [
     Route("/metrics", metrics, methods=["GET"]),
     Route("/openapi.json", openapi, methods=["GET"]),
 ]
+
+
+def openapi_document(routes: list[Any]) -> dict[str, Any]:
+    """The docstrings' schema, with each `requestBody: {$ref: ...}` served inline: an operation shows its body
+    without a lookup, while the docstrings still name it once for /correct and /noop alike."""
+    doc = schemas.get_schema(routes=routes)
+    prefix = "#/components/requestBodies/"
+    for operations in doc["paths"].values():
+        for operation in operations.values():
+            ref = operation.get("requestBody", {}).get("$ref", "")
+            if ref.startswith(prefix):
+                operation["requestBody"] = copy.deepcopy(COMPONENTS["requestBodies"][ref[len(prefix):]])
+    return doc
 
 
 @asynccontextmanager
@@ -168,7 +229,7 @@ def create_app(config: ServerConfig | None = None, agent_factory: AgentFactory |
                     middleware=[Middleware(MetricsMiddleware, metrics=metrics_)],
                     exception_handlers=exception_handlers(config.retry_after_s))
     app.state.service = Service(config, metrics_, agent_factory)
-    app.state.openapi = schemas.get_schema(routes=app.routes)
+    app.state.openapi = openapi_document(app.routes)
     return app
 
 

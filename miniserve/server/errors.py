@@ -62,6 +62,23 @@ HTTP_STATUS_TYPES: dict[int, tuple[str, str]] = {
 INTERNAL = (500, "internal_error", "internal server error; details are in the server log")
 
 
+# Every error.type the service can answer with, and the body's shape: the OpenAPI schema documents this, so a
+# new row in the tables above is documented without touching app.py.
+ERROR_TYPES: tuple[str, ...] = tuple(sorted({kind for _, kind, _ in ERROR_TABLE.values()}
+                                            | {kind for kind, _ in HTTP_STATUS_TYPES.values()}
+                                            | {INTERNAL[1], "http_error"}))
+ERROR_BODY_SCHEMA: dict[str, object] = {
+    "type": "object", "additionalProperties": False, "required": ["error"],
+    "properties": {"error": {
+        "type": "object", "additionalProperties": False, "required": ["type", "message"],
+        "properties": {
+            "type": {"type": "string", "enum": list(ERROR_TYPES), "description": "machine-readable error kind"},
+            "message": {"type": "string", "description": "what went wrong, written for the client"},
+            "field": {"type": "string", "description": "422 only: the offending field ('body' for the whole body)"},
+        }}},
+}
+
+
 def classify(exc: BaseException) -> tuple[int, str, str]:
     """(status, error type, message) for any exception; INTERNAL for anything not in the table."""
     for cls in type(exc).__mro__:

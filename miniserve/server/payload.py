@@ -8,6 +8,7 @@ any other declared type is a 415, because a form or text body sent by mistake sh
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -17,6 +18,22 @@ from miniserve.server.errors import MalformedJson, PayloadTooLarge, UnsupportedM
 MAX_SENTENCE_CHARS = 500
 MAX_LEARNER_ID_CHARS = 64
 FIELDS = frozenset({"sentence", "learner_id"})
+# A text field must hold at least one non-whitespace character. The check below and the OpenAPI `pattern` are this
+# one regex (Python's \s is exactly what str.isspace() calls whitespace), so the schema promises what is enforced.
+# An ECMA-262 validator reads the pattern the same way except for U+001C-U+001F, U+0085 and U+FEFF.
+NON_BLANK = re.compile(r"\S")
+
+# The /correct and /noop body as OpenAPI 3.0 documents it (app.py serves it); validate_correct enforces each word.
+CORRECT_REQUEST_SCHEMA: dict[str, object] = {
+    "type": "object", "additionalProperties": False, "required": ["sentence"],
+    "properties": {
+        "sentence": {"type": "string", "minLength": 1, "maxLength": MAX_SENTENCE_CHARS, "pattern": NON_BLANK.pattern,
+                     "description": "the sentence to correct; surrounding whitespace is ignored"},
+        "learner_id": {"type": "string", "minLength": 1, "maxLength": MAX_LEARNER_ID_CHARS,
+                       "pattern": NON_BLANK.pattern, "nullable": True,
+                       "description": "optional; the tutor remembers this learner's recurring mistakes"},
+    },
+}
 
 
 @dataclass(slots=True, frozen=True)
@@ -91,7 +108,7 @@ def _text(data: dict[str, object], name: str, max_chars: int, *, required: bool)
         raise ValidationFailed(f"{name}: must be a string, got {_json_type(value)}", field=name)
     if len(value) > max_chars:
         raise ValidationFailed(f"{name}: at most {max_chars} characters, got {len(value)}", field=name)
-    if not value.strip():
+    if not NON_BLANK.search(value):
         raise ValidationFailed(f"{name}: must not be empty or only whitespace", field=name)
     try:
         value.encode("utf-8")

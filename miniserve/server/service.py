@@ -177,6 +177,8 @@ class Service:
         self.stopping = False
 
     async def start(self) -> None:
+        # A lifespan may run more than once on one app (test clients entered per test): each start is a fresh one.
+        self.runner, self.stopping = None, False
         assert self.config.torch_threads is not None
         set_torch_threads(self.config.torch_threads)
         started = time.perf_counter()
