@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
+from miniserve.server.config import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_URL  # cheap: no torch
+
 
 def _train(args: argparse.Namespace) -> int:
     from miniserve.tutor.train import run_train
@@ -90,12 +92,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--torch-threads", type=int, default=None)
     s.add_argument("--max-inflight", type=int, default=None, help="unbatched: accepted requests before 503")
     s.add_argument("--request-timeout-s", type=float, default=None, help="per-request deadline (504 past it)")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default: %(default)s)")
+    s.add_argument("--port", type=int, default=DEFAULT_PORT,
+                   help="port to listen on (default: %(default)s, the port `miniserve loadtest` targets by default)")
     s.set_defaults(func=_serve)
 
     lt = sub.add_parser("loadtest", help="drive a running server with closed- or open-loop load")
-    lt.add_argument("--url", default="http://127.0.0.1:8000", help="server base URL (loopback only)")
+    lt.add_argument("--url", default=DEFAULT_URL,
+                    help="server base URL, loopback only (default: %(default)s, where `miniserve serve` listens "
+                         "unless given --host/--port)")
     lt.add_argument("--concurrency", type=int, default=50, help="closed loop: concurrent workers")
     lt.add_argument("--total", type=int, default=500, help="closed loop: requests in all")
     lt.add_argument("--rate", type=float, default=None, help="open loop: Poisson arrivals per second")

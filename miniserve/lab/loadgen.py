@@ -65,10 +65,28 @@ class Summary:
 
     def as_text(self) -> str:
         statuses = ", ".join(f"{k}: {v}" for k, v in sorted(self.by_status.items())) or "none"
-        return (f"requests {self.count} (status {statuses})   wall {self.wall_s:.2f} s   "
-                f"throughput {self.throughput_rps:.1f} req/s (200s / wall)\n"
+        head = (f"requests {self.count} (status {statuses})   wall {self.wall_s:.2f} s   "
+                f"throughput {self.throughput_rps:.1f} req/s (200s / wall)")
+        if not self.by_status.get(200):  # no latencies to show: nan percentiles would only hide why
+            return f"{head}\n{self.failure_reason()}"
+        return (f"{head}\n"
                 f"latency ms (200s)   p50 {self.p50_ms:.1f}   p95 {self.p95_ms:.1f}   p99 {self.p99_ms:.1f}   "
                 f"max {self.max_ms:.1f}   mean {self.mean_ms:.1f}   send lag p99 {self.send_lag_p99_ms:.1f}")
+
+    def failure_reason(self) -> str:
+        """Why there are no latencies: the run's outcomes, most frequent first."""
+        if not self.count:
+            return "no requests were sent"
+        counts = sorted(self.by_status.items(), key=lambda kv: (-kv[1], kv[0]))
+        return "no request succeeded: " + ", ".join(f"{n} x {_outcome(status)}" for status, n in counts)
+
+
+def _outcome(status: int) -> str:
+    if status == 0:
+        return "no HTTP answer (connection refused or reset, timed out, or not sent over the outstanding cap)"
+    if status == 404:
+        return "HTTP 404 (no such route: --url takes the server's base URL or an endpoint like /correct)"
+    return f"HTTP {status}"
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
@@ -112,6 +130,27 @@ def check_loopback(url: str) -> str:
         raise ValueError(f"refusing to send load to {url!r}: {parts.hostname} resolves to {', '.join(outside)}; "
                          "load goes only to loopback addresses (127.0.0.0/8, ::1)")
     return url
+
+
+class ServerUnreachable(Exception):
+    """Nothing accepts connections at the target: said in one line, before any load is sent."""
+
+
+def check_listening(url: str, timeout_s: float = 2.0) -> None:
+    """Return if something accepts a TCP connection at url's host and port; ServerUnreachable otherwise (and
+    ValueError, as check_loopback, for a URL that is not loopback)."""
+    parts = urlsplit(check_loopback(url))
+    base = f"{parts.scheme}://{parts.netloc}"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname, port), timeout=timeout_s):
+            return
+    except ConnectionRefusedError:
+        raise ServerUnreachable(f"connection refused: no server at {base} — start one with `miniserve serve` "
+                                "or pass --url") from None
+    except OSError as e:  # e.g. a timeout: something holds the port but does not accept
+        raise ServerUnreachable(f"cannot connect to {base}: {e.strerror or e} — is `miniserve serve` "
+                                "running there? (or pass --url)") from None
 
 
 def _endpoint(url: str, path: str, force: bool = False) -> str:
@@ -263,13 +302,21 @@ async def calibrate(base_url: str, concurrency: int = 50, total: int = 5000, *, 
 
 def run_loadtest(args: argparse.Namespace) -> int:
     c, open_loop = args.client, args.rate is not None or args.duration is not None
+    if open_loop and not args.calibrate and (args.rate is None or args.duration is None):
+        print("miniserve loadtest: error: an open loop needs both --rate and --duration", file=sys.stderr)
+        return 2
+    try:
+        check_listening(args.url)  # a server that is not there is one line, not a table of failures
+    except ValueError as e:
+        print(f"miniserve loadtest: error: {e}", file=sys.stderr)
+        return 2
+    except ServerUnreachable as e:
+        print(e, file=sys.stderr)
+        return 1
     if args.calibrate:  # closed loop on /noop; --rate/--duration do not apply
         what = f"calibration: {c}, concurrency {args.concurrency} on POST /noop"
         run = calibrate(args.url, args.concurrency, args.calibrate_total, client=c)
     elif open_loop:
-        if args.rate is None or args.duration is None:
-            print("miniserve loadtest: error: an open loop needs both --rate and --duration", file=sys.stderr)
-            return 2
         what = f"open loop: {c}, Poisson {args.rate} req/s for {args.duration} s, seed {args.seed}"
         run = run_open_loop(args.url, args.rate, args.duration, seed=args.seed, timeout_s=args.timeout, client=c)
     else:
@@ -293,6 +340,9 @@ def run_loadtest(args: argparse.Namespace) -> int:
         notes.append(f"ceiling = {m:.1f} x {args.best_rps:g} req/s (need >= 10x): {verdict}")
     if records is not None and not open_loop and len(records) < args.total:
         notes.append(f"stopped at --max-wall {args.max_wall:g} s after {len(records)} of {args.total} requests")
+    succeeded = bool(summary.by_status.get(200))
+    if not succeeded:
+        out["failure"] = summary.failure_reason()  # the text already says it in place of the latency line
     text = "\n".join([f"{what} -> {args.url}", summary.as_text(), *notes])
     print(json.dumps({**out, "notes": notes}) if args.json else text)
-    return 0 if summary.by_status.get(200) else 1
+    return 0 if succeeded else 1

@@ -10,6 +10,11 @@ from typing import Any, Literal
 
 from miniserve.tutor.memory import default_db_path  # the agent's own default, so CLI and server share one file
 
+# Where `miniserve serve` listens and `miniserve loadtest` sends by default: one place, so the two always agree.
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
+
 Mode = Literal["unbatched", "static"]
 MODES: tuple[str, ...] = ("unbatched", "static")
 

@@ -11,7 +11,7 @@ import logging
 import signal
 from types import FrameType
 
-from miniserve.server.config import ServerConfig
+from miniserve.server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
 
 log = logging.getLogger("miniserve.server.serve")
 
@@ -58,8 +58,8 @@ def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     config = config_from_args(args)
-    host = getattr(args, "host", None) or "127.0.0.1"
-    port = getattr(args, "port", None) or 8000
+    host = getattr(args, "host", None) or DEFAULT_HOST
+    port = getattr(args, "port", None) or DEFAULT_PORT
     server = uvicorn.Server(uvicorn_config(config, host, port))  # type: ignore[arg-type]
     previous = {sig: signal.signal(sig, _graceful_done) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
