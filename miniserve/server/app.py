@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -211,8 +213,30 @@ def openapi_document(routes: list[Any]) -> dict[str, Any]:
     return doc
 
 
+def make_logs_visible() -> None:
+    """uvicorn configures only its own loggers, so miniserve's INFO lines (the start-up line among them) would go
+    nowhere. Unless logging is already set up (a root handler: pytest, an embedding application), give the
+    `miniserve` logger a stderr handler formatted like uvicorn's and at uvicorn's level (--log-level)."""
+    package = logging.getLogger("miniserve")
+    if package.hasHandlers():
+        return
+    handler = logging.StreamHandler()
+    level = logging.INFO
+    if "uvicorn" in sys.modules and logging.getLogger("uvicorn").handlers:  # uvicorn.Config set up its logging
+        from uvicorn.logging import DefaultFormatter
+
+        handler.setFormatter(DefaultFormatter("%(levelprefix)s %(message)s"))
+        level = logging.getLogger("uvicorn.error").getEffectiveLevel()
+    else:
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    package.addHandler(handler)
+    if package.level == logging.NOTSET:
+        package.setLevel(level)
+
+
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    make_logs_visible()
     service: Service = app.state.service
     await service.start()  # torch threads, agent load, runner start; a failure here aborts startup
     try:
@@ -221,14 +245,16 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await service.stop()  # queued and running work is answered before the process exits
 
 
-def create_app(config: ServerConfig | None = None, agent_factory: AgentFactory | None = None) -> Starlette:
-    """`agent_factory(config)` returns the agent; default GrammarTutorAgent.load_default(db_path=config.db_path)."""
+def create_app(config: ServerConfig | None = None, agent_factory: AgentFactory | None = None, *,
+               listen: str | None = None) -> Starlette:
+    """`agent_factory(config)` returns the agent; default GrammarTutorAgent.load_default(db_path=config.db_path).
+    `listen` ("host:port") goes into the start-up log line; `uvicorn app:app` does not tell the app its address."""
     config = config or ServerConfig.from_env()
     metrics_ = Metrics(frozenset(r.path for r in ROUTES))
     app = Starlette(routes=ROUTES, lifespan=lifespan,
                     middleware=[Middleware(MetricsMiddleware, metrics=metrics_)],
                     exception_handlers=exception_handlers(config.retry_after_s))
-    app.state.service = Service(config, metrics_, agent_factory)
+    app.state.service = Service(config, metrics_, agent_factory, listen=listen)
     app.state.openapi = openapi_document(app.routes)
     return app
 

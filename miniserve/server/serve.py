@@ -33,8 +33,9 @@ def uvicorn_config(config: ServerConfig, host: str, port: int) -> object:
 
     from miniserve.server.app import create_app
 
+    listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     return uvicorn.Config(
-        create_app(config),
+        create_app(config, listen=listen),
         host=host,
         port=port,
         loop="uvloop",

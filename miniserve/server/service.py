@@ -7,6 +7,7 @@ surface (run / depth / load / start / shutdown), so nothing outside this file br
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import sys
@@ -14,6 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from starlette.types import Receive
@@ -152,6 +154,38 @@ def default_agent_factory(config: ServerConfig) -> Any:
     return GrammarTutorAgent(Generator.load(config.weights_dir), LearnerMemory(config.db_path))
 
 
+# The settings that shape each mode's batching and admission, in the start-up line; an unknown mode shows them all.
+MODE_SETTINGS: dict[str, tuple[str, ...]] = {
+    "static": ("workers", "max_batch", "max_wait_ms", "max_queue"),
+    "unbatched": ("workers", "max_inflight"),
+}
+
+
+# `uvicorn app:app` starts the lifespan before it binds, and never tells the app where: its own log line does.
+LISTEN_UNKNOWN = "(see the ASGI server's log)"
+
+
+def describe_weights(config: ServerConfig) -> str:
+    """The checkpoint the default agent loads: its folder and a short sha256 of its weights (4 MB: ~10 ms)."""
+    from miniserve.tutor.generate import MODEL_FILE, WEIGHTS_DIR  # torch is imported by then: the agent loaded
+
+    folder = Path(config.weights_dir) if config.weights_dir is not None else WEIGHTS_DIR
+    try:
+        digest = hashlib.sha256((folder / MODEL_FILE).read_bytes()).hexdigest()[:12]
+    except OSError as e:
+        return f"weights={folder} (unreadable: {e.strerror or e})"
+    return f"weights={folder} sha256={digest}"
+
+
+def startup_line(config: ServerConfig, listen: str | None, weights: str, load_s: float) -> str:
+    """One line that says what this server is: mode, batching/admission settings, address, checkpoint."""
+    names = MODE_SETTINGS.get(config.mode) or tuple(n for fields in MODE_SETTINGS.values() for n in fields)
+    settings = " ".join(f"{name}={getattr(config, name):g}" for name in dict.fromkeys(names))
+    return (f"miniserve ready: mode={config.mode} {settings} torch_threads={config.torch_threads} "
+            f"request_timeout_s={config.request_timeout_s:g} listen={listen or LISTEN_UNKNOWN} "
+            f"{weights} agent_load_s={load_s:.2f}")
+
+
 def set_torch_threads(n: int) -> None:
     # OpenMP's default ACTIVE wait makes idle worker threads spin. On this shared 2-core box (load generator,
     # other processes) a spinning thread steals the core its partner needs: measured, one correct_batch of 8 with
@@ -168,10 +202,12 @@ def set_torch_threads(n: int) -> None:
 
 
 class Service:
-    def __init__(self, config: ServerConfig, metrics: Metrics, agent_factory: AgentFactory | None = None) -> None:
+    def __init__(self, config: ServerConfig, metrics: Metrics, agent_factory: AgentFactory | None = None,
+                 listen: str | None = None) -> None:
         self.config = config
         self.metrics = metrics
         self.agent_factory = agent_factory or default_agent_factory
+        self.listen = listen  # "host:port" when the caller knows it (`miniserve serve`); for the start-up line
         self.agent: Any = None
         self.runner: Runner | None = None
         self.stopping = False
@@ -183,7 +219,7 @@ class Service:
         set_torch_threads(self.config.torch_threads)
         started = time.perf_counter()
         self.agent = await asyncio.to_thread(self.agent_factory, self.config)
-        log.info("agent loaded in %.2f s (mode=%s)", time.perf_counter() - started, self.config.mode)
+        load_s = time.perf_counter() - started
         cfg = self.config
         runner: Runner
         if cfg.mode == "static":
@@ -193,6 +229,11 @@ class Service:
         await runner.start()
         self.metrics.bind_queue_depth(lambda: runner.depth)
         self.runner = runner
+        if self.agent_factory is default_agent_factory:
+            weights = await asyncio.to_thread(describe_weights, cfg)
+        else:
+            weights = f"agent={getattr(self.agent_factory, '__qualname__', type(self.agent_factory).__name__)}"
+        log.info("%s", startup_line(cfg, self.listen, weights, load_s))
 
     async def stop(self) -> None:
         self.stopping = True
