@@ -11,9 +11,9 @@ import json
 import re
 from dataclasses import dataclass
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
-from miniserve.server.errors import MalformedJson, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from miniserve.server.errors import ClientGone, MalformedJson, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 
 MAX_SENTENCE_CHARS = 500
 MAX_LEARNER_ID_CHARS = 64
@@ -55,11 +55,14 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     # Counted while streaming as well: chunked bodies have no Content-Length, and a declared one may lie.
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise PayloadTooLarge(f"request body exceeds the limit of {max_bytes} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                raise PayloadTooLarge(f"request body exceeds the limit of {max_bytes} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone mid-body (e.g. fewer bytes than its Content-Length): a 499, not a 500 traceback
+        raise ClientGone(f"client disconnected after {size} bytes of the request body") from None
     return b"".join(chunks)
 
 

@@ -1,10 +1,12 @@
-"""payload.py's messages for bodies that are not JSON: each reads as one sentence a client can act on."""
+"""payload.py: messages for bodies that are not JSON read as one sentence a client can act on; a client that goes
+away mid-body is a 499, not an unhandled exception."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from tests._service_fakes import FakeAgent, config, serving
 
 from miniserve.server.errors import MalformedJson
 from miniserve.server.payload import parse_json
@@ -37,3 +39,34 @@ def test_every_json_decoder_message_reads_without_a_doubled_at():
         with pytest.raises(MalformedJson) as e:
             parse_json(bad.encode())
         assert " at at " not in e.value.message and "not valid JSON: " in e.value.message, e.value.message
+
+
+async def _asgi_post(app, *messages: dict) -> list[dict]:
+    """One POST /correct straight through the ASGI interface; `messages` are what receive() returns, in order."""
+    queue = list(messages)
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return queue.pop(0) if queue else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/correct", "raw_path": b"/correct", "query_string": b"", "root_path": "",
+             "headers": [(b"content-type", b"application/json"), (b"content-length", b"100")],
+             "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000)}
+    await app(scope, receive, send)  # raises if the app let the exception escape (uvicorn's 500 + traceback)
+    return sent
+
+
+async def test_client_gone_mid_body_is_a_499_not_a_500(tmp_path):
+    agent = FakeAgent()
+    async with serving(config(tmp_path), agent) as (_, app):
+        sent = await _asgi_post(app, {"type": "http.request", "body": b'{"sentence', "more_body": True},
+                                {"type": "http.disconnect"})
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    assert start["status"] == 499
+    body = json.loads(b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))
+    assert body["error"]["type"] == "client_closed_request" and "after 10 bytes" in body["error"]["message"]
+    assert agent.calls == []
