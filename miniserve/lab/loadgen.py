@@ -305,7 +305,13 @@ def run_loadtest(args: argparse.Namespace) -> int:
     if open_loop and not args.calibrate and (args.rate is None or args.duration is None):
         print("miniserve loadtest: error: an open loop needs both --rate and --duration", file=sys.stderr)
         return 2
-    try:
+    try:  # usage errors first, then whether anything listens: a wrong flag is not a missing server
+        if args.calibrate:
+            _check(concurrency=args.concurrency, calibrate_total=args.calibrate_total)
+        elif open_loop:
+            _check(rate=args.rate, duration=args.duration, timeout=args.timeout)
+        else:
+            _check(concurrency=args.concurrency, total=args.total, timeout=args.timeout, max_wall=args.max_wall)
         check_listening(args.url)  # a server that is not there is one line, not a table of failures
     except ValueError as e:
         print(f"miniserve loadtest: error: {e}", file=sys.stderr)

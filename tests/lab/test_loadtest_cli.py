@@ -127,3 +127,12 @@ def test_listener_that_never_answers_passes_the_check_and_times_out_as_status_0(
         assert main(["loadtest", "--url", url, "--concurrency", "2", "--total", "2", "--timeout", "0.2"]) == 1
     out = capsys.readouterr().out
     assert "no request succeeded: 2 x no HTTP answer" in out and "nan" not in out
+
+
+@pytest.mark.parametrize("flags", [["--total", "0"], ["--concurrency", "-1"], ["--timeout", "0"],
+                                   ["--rate", "0", "--duration", "1"], ["--calibrate", "--calibrate-total", "0"]])
+def test_bad_numbers_are_usage_errors_even_without_a_server(capsys: pytest.CaptureFixture[str],
+                                                            flags: list[str]) -> None:
+    assert main(["loadtest", "--url", f"http://127.0.0.1:{_closed_port()}", *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("miniserve loadtest: error: ") and "must be > 0" in err and "refused" not in err
