@@ -1,9 +1,11 @@
 """GrammarTutorAgent: the model proposes a corrected sentence; a guard and the verb lexicon decide what the learner gets.
 
-The model is trusted with one thing only: which covered verb form to change into which. Anything else in its
-output (a changed name, a second edit, a dropped word, an invented form) makes the agent return the sentence
-untouched. The accepted word is spliced into the learner's own string, so spacing, names and punctuation come
-back byte for byte; the explanation comes from the lexicon, never from generated text.
+A learner's input may hold several sentences: it is split (`sentences.py`), every sentence is a row of one batched
+generation, and each accepted edit is spliced back into the learner's own text, so everything else comes back byte
+for byte. The model is trusted with one thing only: which covered verb form to change into which. Anything else in
+its output (a changed name, a second edit, a dropped word, an invented form) leaves that sentence untouched. The
+explanation comes from the lexicon, never from generated text. Every sentence gets a `SentenceCheck` saying whether
+it was checked and, if not, why: "unchanged" must never be mistaken for "checked and right".
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import json
 import re
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from miniserve.tutor import lexicon
 from miniserve.tutor.memory import LearnerMemory, default_db_path
+from miniserve.tutor.sentences import Sentence, split_sentences
 
 WHY_LOOKS_RIGHT = "Looks right: I found no verb form to fix."
 WHY_OUT_OF_SCOPE = (
@@ -38,12 +42,27 @@ class Edit:
     error_type: str  # one of lexicon.ERROR_TYPES keys, e.g. "overregularized_past"
 
 
+Status = Literal["correct", "corrected", "not_checked"]
+# Why a sentence was not checked: no covered verb in it, longer than the model's context, or the model's output
+# failed the guard. (Empty input has no sentence at all: `checks` is empty.)
+Reason = Literal["out_of_scope", "too_long", "unsafe"]
+
+
+@dataclass(slots=True, frozen=True)
+class SentenceCheck:
+    start: int  # the sentence's character offsets in the learner's input
+    end: int
+    status: Status
+    reason: Reason | None = None  # set exactly when status == "not_checked"
+
+
 @dataclass(slots=True)
 class Correction:
-    text: str  # corrected sentence (== input when nothing to fix or rejected)
+    text: str  # the corrected input (== input when nothing to fix or nothing could be checked)
     why: str  # explanation for a learner
-    was_correct: bool  # True when the sentence was checked and needed no change
+    was_correct: bool  # True only when every sentence was checked and none needed a change
     edits: list[Edit]
+    checks: list[SentenceCheck]  # one per sentence, in order
 
 
 class TextGenerator(Protocol):
@@ -62,10 +81,18 @@ class Verdict:
     edit: Edit | None
     why: str  # used when there is no edit; an edit is explained with the learner's repeat count
     was_correct: bool
+    reason: Reason | None = None  # why the sentence was not checked, when it was not
+
+    @property
+    def status(self) -> Status:
+        return "corrected" if self.edit else "correct" if self.was_correct else "not_checked"
+
+
+_REASONS: dict[str, Reason] = {WHY_OUT_OF_SCOPE: "out_of_scope", WHY_TOO_LONG: "too_long", WHY_UNSAFE: "unsafe"}
 
 
 def _unchanged(sentence: str, why: str, was_correct: bool = False) -> Verdict:
-    return Verdict(sentence, None, why, was_correct)
+    return Verdict(sentence, None, why, was_correct, None if was_correct else _REASONS[why])
 
 
 def model_input(sentence: str) -> str:
@@ -80,8 +107,9 @@ def judge(sentence: str, output: str) -> Verdict:
     words = [sentence[a:b] for a, b in spans]
     out = output.split()
     if not lexicon.contains_covered_verb(sentence):
-        # Out of the domain whatever the model wrote: the tutor never rewrites what it does not cover.
-        return _unchanged(sentence, WHY_OUT_OF_SCOPE, was_correct=True)
+        # Out of the domain whatever the model wrote: the tutor never rewrites what it does not cover, and it does
+        # not call it right either (nothing in it was checked).
+        return _unchanged(sentence, WHY_OUT_OF_SCOPE)
     if out == words:
         return _unchanged(sentence, WHY_LOOKS_RIGHT, was_correct=True)
     if len(out) != len(words):
@@ -132,53 +160,72 @@ class GrammarTutorAgent:
 
     def _precheck(self, sentence: str) -> Verdict | None:
         """A verdict without the model when the sentence cannot be given to it."""
-        src = model_input(sentence)
-        if not src:
-            return _unchanged(sentence, WHY_EMPTY)
-        if not self.generator.fits(src):
+        if not self.generator.fits(model_input(sentence)):
             return _unchanged(sentence, WHY_TOO_LONG)
         return None
 
-    def correct(self, sentence: str, learner_id: str | None = None) -> Correction:
-        verdict = self._precheck(sentence)
-        if verdict is None:
-            output = self.generator.generate([model_input(sentence)], stop_at_eos=True)[0]
-            verdict = judge(sentence, output)
-        return self._finish([verdict], [learner_id])[0]
+    def correct(self, text: str, learner_id: str | None = None) -> Correction:
+        """Correct one input (one or more sentences); generation stops once every sentence has ended."""
+        return self._correct([text], [learner_id], stop_at_eos=lambda rows: True)[0]
 
-    def correct_batch(self, sentences: list[str], learner_ids: list[str | None]) -> list[Correction]:
-        """One batched generation for every sentence that fits, run for the generator's full max_new_tokens when
-        it holds two or more (by design: static batching pays for its longest member), then one memory
-        transaction."""
-        if len(sentences) != len(learner_ids):
-            raise ValueError(f"{len(sentences)} sentences but {len(learner_ids)} learner ids")
-        verdicts: list[Verdict | None] = [self._precheck(s) for s in sentences]
-        todo = [i for i, v in enumerate(verdicts) if v is None]
+    def correct_batch(self, texts: list[str], learner_ids: list[str | None]) -> list[Correction]:
+        """One batched generation for every sentence of every input that fits, run for the generator's full
+        max_new_tokens when it holds two or more rows (by design: static batching pays for its longest member),
+        then one memory transaction."""
+        if len(texts) != len(learner_ids):
+            raise ValueError(f"{len(texts)} inputs but {len(learner_ids)} learner ids")
+        # The fixed length stands for "a batch waits for its longest member". A batch of one row has no other
+        # member to wait for, so it stops at its own end-of-sequence, like `correct`: that is what lets static
+        # batching with max_batch=1 match the unbatched server.
+        return self._correct(texts, learner_ids, stop_at_eos=lambda rows: rows == 1)
+
+    def _correct(self, texts: list[str], learner_ids: list[str | None],
+                 stop_at_eos: Callable[[int], bool]) -> list[Correction]:
+        split = [split_sentences(t) for t in texts]
+        rows = [(i, k) for i, sents in enumerate(split) for k in range(len(sents))]  # (input, sentence) per row
+        verdicts: dict[tuple[int, int], Verdict] = {}
+        for i, k in rows:
+            if (v := self._precheck(split[i][k].text)) is not None:
+                verdicts[i, k] = v
+        todo = [r for r in rows if r not in verdicts]
         if todo:
-            # The fixed length stands for "a batch waits for its longest member". A batch of one has no other
-            # member to wait for, so it stops at its own end-of-sequence, like `correct`: that is what lets
-            # static batching with max_batch=1 match the unbatched server.
-            outputs = self.generator.generate(
-                [model_input(sentences[i]) for i in todo], stop_at_eos=len(todo) == 1
-            )
-            for i, output in zip(todo, outputs, strict=True):
-                verdicts[i] = judge(sentences[i], output)
-        return self._finish([v for v in verdicts if v is not None], learner_ids)
+            outputs = self.generator.generate([model_input(split[i][k].text) for i, k in todo],
+                                              stop_at_eos=stop_at_eos(len(todo)))
+            for (i, k), output in zip(todo, outputs, strict=True):
+                verdicts[i, k] = judge(split[i][k].text, output)
+        return self._finish(texts, [[verdicts[i, k] for k in range(len(s))] for i, s in enumerate(split)],
+                            split, learner_ids)
 
-    def _finish(self, verdicts: list[Verdict], learner_ids: list[str | None]) -> list[Correction]:
-        to_record = [i for i, v in enumerate(verdicts) if v.edit is not None and learner_ids[i]]
+    def _finish(self, texts: list[str], verdicts: list[list[Verdict]], split: list[list[Sentence]],
+                learner_ids: list[str | None]) -> list[Correction]:
+        edited = [(i, k) for i, vs in enumerate(verdicts) for k, v in enumerate(vs) if v.edit and learner_ids[i]]
         counts = self.memory.record_many(
-            [(learner_ids[i], verdicts[i].edit.error_type) for i in to_record]  # type: ignore[misc, union-attr]
+            [(learner_ids[i], verdicts[i][k].edit.error_type) for i, k in edited]  # type: ignore[misc, union-attr]
         )
-        repeat = dict(zip(to_record, counts))
-        out: list[Correction] = []
-        for i, v in enumerate(verdicts):
-            if v.edit is None:
-                out.append(Correction(v.text, v.why, v.was_correct, []))
-            else:
-                why = lexicon.explain(v.edit, repeat.get(i, 0))
-                out.append(Correction(v.text, why, False, [v.edit]))
-        return out
+        repeat = dict(zip(edited, counts))
+        return [_correction(text, sents, vs, [repeat.get((i, k), 0) for k in range(len(vs))])
+                for i, (text, sents, vs) in enumerate(zip(texts, split, verdicts))]
+
+
+def _correction(text: str, sentences: list[Sentence], verdicts: list[Verdict], repeats: list[int]) -> Correction:
+    """Splice each sentence's verdict into the learner's text and explain every edit and every unchecked sentence."""
+    out, last = [], 0
+    for s, v in zip(sentences, verdicts):
+        out += [text[last:s.start], v.text]
+        last = s.end
+    out.append(text[last:])
+    edits = [v.edit for v in verdicts if v.edit]
+    checks = [SentenceCheck(s.start, s.end, v.status, v.reason) for s, v in zip(sentences, verdicts)]
+    if not sentences:
+        return Correction(text, WHY_EMPTY, False, [], [])
+    if len(sentences) == 1:
+        v = verdicts[0]
+        why = lexicon.explain(v.edit, repeats[0]) if v.edit else v.why
+    else:  # several sentences: one explanation per edit, and say which sentences went unchecked and why
+        whys = [lexicon.explain(v.edit, r) if v.edit else f"Sentence {n}: {v.why}"
+                for n, (v, r) in enumerate(zip(verdicts, repeats), start=1) if v.status != "correct"]
+        why = " ".join(whys) or WHY_LOOKS_RIGHT
+    return Correction("".join(out), why, all(v.was_correct for v in verdicts), edits, checks)
 
 
 _agents: dict[str, GrammarTutorAgent] = {}
@@ -186,7 +233,8 @@ _agents_lock = threading.Lock()
 
 
 def correction_to_dict(c: Correction) -> dict[str, object]:
-    return {"text": c.text, "why": c.why, "was_correct": c.was_correct, "edits": [asdict(e) for e in c.edits]}
+    return {"text": c.text, "why": c.why, "was_correct": c.was_correct, "edits": [asdict(e) for e in c.edits],
+            "checks": [asdict(k) for k in c.checks]}
 
 
 def run_correct(args: argparse.Namespace) -> int:

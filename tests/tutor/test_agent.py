@@ -11,7 +11,7 @@ import pytest
 
 import miniserve
 from miniserve.tutor import agent as agent_mod
-from miniserve.tutor.agent import Correction, Edit, GrammarTutorAgent, judge
+from miniserve.tutor.agent import Correction, Edit, GrammarTutorAgent, SentenceCheck, judge
 from miniserve.tutor.corpus import generate_pairs
 from miniserve.tutor.memory import LearnerMemory
 
@@ -88,11 +88,11 @@ def test_identical_output() -> None:
     v = judge("He went to school.", "He went to school.")
     assert v.was_correct and v.why == agent_mod.WHY_LOOKS_RIGHT and v.text == "He went to school."
     v = judge("The sky is blue.", "The sky is blue.")
-    assert v.was_correct and v.why == agent_mod.WHY_OUT_OF_SCOPE
+    assert not v.was_correct and v.why == agent_mod.WHY_OUT_OF_SCOPE and v.reason == "out_of_scope"  # not checked
     assert "outside what I cover" in v.why
     # a rewrite of an out-of-domain sentence is not even considered
     v = judge("The sky is blue.", "The sky was blue.")
-    assert v.was_correct and v.why == agent_mod.WHY_OUT_OF_SCOPE and v.text == "The sky is blue."
+    assert not v.was_correct and v.why == agent_mod.WHY_OUT_OF_SCOPE and v.reason == "out_of_scope"  # not checked and v.text == "The sky is blue."
     v = judge("My brother lives in Wrocław.", "My brother lives in Wroclaw.")
     assert v.why == agent_mod.WHY_UNSAFE and v.text == "My brother lives in Wrocław."
 
@@ -111,7 +111,8 @@ def test_correct_calls_the_model_once_stopping_at_eos() -> None:
     a = make()
     c = a.correct("He goed to school", "ana")
     assert c == Correction("He went to school", "The past tense of 'go' is the irregular form 'went', not 'goed'.",
-                           False, [Edit("goed", "went", "overregularized_past")])  # fmt: skip
+                           False, [Edit("goed", "went", "overregularized_past")],
+                           [SentenceCheck(0, 17, "corrected")])  # fmt: skip
     assert a.generator.calls == [(["He goed to school"], True)]
 
 
@@ -128,12 +129,51 @@ def test_correct_batch_is_one_fixed_length_call() -> None:
     out = a.correct_batch(sents, ["ana", None, "ben", "ana", None, "ana"])
     assert a.generator.calls == [(["He goed home", "She has went", "The sky is blue.", "I went home"], False)]
     assert [c.text for c in out] == ["He went home", "  She has gone  ", "The sky is blue.", "x" * 31, "", "I went home"]
-    assert [c.was_correct for c in out] == [False, False, True, False, False, True]
+    # "The sky is blue." has no covered verb: unchanged, but not checked, so not "correct" either
+    assert [c.was_correct for c in out] == [False, False, False, False, False, True]
     assert out[3].why == agent_mod.WHY_TOO_LONG and out[4].why == agent_mod.WHY_EMPTY
+    assert [[(k.status, k.reason) for k in c.checks] for c in out] == [
+        [("corrected", None)], [("corrected", None)], [("not_checked", "out_of_scope")],
+        [("not_checked", "too_long")], [], [("correct", None)]]
+    assert out[1].checks == [SentenceCheck(2, 14, "corrected")]  # offsets of the stripped sentence
     assert out[1].edits == [Edit("went", "gone", "past_for_participle")]
     assert a.correct_batch([], []) == [] and len(a.generator.calls) == 1
     with pytest.raises(ValueError):
         a.correct_batch(["a"], [])
+
+
+def test_every_sentence_of_an_input_is_a_row_of_one_call_and_edits_splice_back() -> None:
+    a = make(lambda s: s.replace("take", "takes").replace("goed", "went"), db=":memory:")
+    text = "I walk to school.  My sister take the bus!\nYesterday Dr. Okafor goed home."
+    (c,) = a.correct_batch([text], ["ana"])
+    assert a.generator.calls == [(["I walk to school.", "My sister take the bus!",
+                                   "Yesterday Dr. Okafor goed home."], False)]
+    assert c.text == "I walk to school.  My sister takes the bus!\nYesterday Dr. Okafor went home."
+    assert [k.status for k in c.checks] == ["correct", "corrected", "corrected"] and not c.was_correct
+    assert [e.corrected for e in c.edits] == ["takes", "went"]
+    assert "'take'" in c.why and "'went'" in c.why  # one explanation per edit
+    assert sum(a.memory.counts("ana").values()) == 2  # memory records each edit
+
+
+def test_was_correct_only_when_every_sentence_was_checked_and_right() -> None:
+    a = make(max_chars=30)
+    ok = a.correct("I walk to school. She has a dog.")
+    assert ok.was_correct and ok.why == agent_mod.WHY_LOOKS_RIGHT and [k.status for k in ok.checks] == ["correct"] * 2
+    part = a.correct("I walk to school. " + "She has a very old and very lazy dog.")
+    assert not part.was_correct and part.text == "I walk to school. She has a very old and very lazy dog."
+    assert [(k.status, k.reason) for k in part.checks] == [("correct", None), ("not_checked", "too_long")]
+    assert part.why == "Sentence 2: " + agent_mod.WHY_TOO_LONG
+
+
+@pytest.mark.parametrize("text", [
+    "   ", "...", "?!?!", ". . .", "x" * 500, " ".join(["go"] * 200), "He goed 🚀🚀 home.", "هو ذهب إلى المدرسة.",
+    "He\x00 goed\x1b home.", "\u202eHe goed home.", "A.\u00a0.", "He goed home.\r\n\r\nShe runned.",
+])
+def test_odd_input_gets_an_answer_and_keeps_the_text(text: str) -> None:
+    c = make(lambda s: s, max_chars=200).correct(text)  # a model that changes nothing: the text must survive whole
+    assert c.text == text and isinstance(c.why, str) and c.why
+    assert all(0 <= k.start < k.end <= len(text) for k in c.checks)
+    assert all((k.status == "not_checked") == (k.reason is not None) for k in c.checks)
 
 
 def test_a_batch_of_one_stops_at_its_end_of_sequence() -> None:
