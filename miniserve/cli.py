@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="score a checkpoint on the held-out split")
     e.add_argument("--weights", default=None, help="checkpoint directory (default: the shipped one)")
-    e.add_argument("--n", type=int, default=2000, help="held-out examples per kind")
+    e.add_argument("--n", type=int, default=5000,
+                   help="held-out pairs, all kinds together (default 5000: the draw model.json's scores are from)")
     e.set_defaults(func=_eval)
 
     c = sub.add_parser("correct", help="correct one sentence and explain the correction")
