@@ -18,7 +18,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from miniserve.tutor.train import run_eval
+    from miniserve.tutor.evaluate import run_eval
 
     return run_eval(args)
 
@@ -70,10 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--n-layer", type=int, default=None, help="transformer blocks (default: the recorded recipe)")
     t.set_defaults(func=_train)
 
-    e = sub.add_parser("eval", help="score a checkpoint on the held-out split")
+    e = sub.add_parser("eval", help="score a checkpoint on the held-out split, raw and through the tutor, by bucket")
     e.add_argument("--weights", default=None, help="checkpoint directory (default: the shipped one)")
     e.add_argument("--n", type=int, default=5000,
                    help="held-out pairs, all kinds together (default 5000: the draw model.json's scores are from)")
+    e.add_argument("--n-multi", type=int, default=500, help="multi-sentence inputs made from those pairs")
+    e.add_argument("--json", action="store_true", help="print the scores as JSON instead of a table")
     e.set_defaults(func=_eval)
 
     c = sub.add_parser("correct", help="correct one sentence and explain the correction")

@@ -239,12 +239,3 @@ def run_train(args: argparse.Namespace) -> int:
     print("held-out, tutor (through the guard): " + ", ".join(f"{k} {v:.4f}" for k, v in meta["heldout_tutor"].items()))
     print(f"wrote {out}")
     return 0
-
-
-def run_eval(args: argparse.Namespace) -> int:
-    gen = Generator.load(args.weights)
-    meta = json.loads(((Path(args.weights) if args.weights else WEIGHTS_DIR) / META_FILE).read_text())
-    pairs = generate_pairs(args.n, "heldout", meta["train_config"]["seed"] + 1)
-    scores = {"model": evaluate(gen, pairs), "tutor": evaluate_tutor(gen, pairs)}
-    print(json.dumps(scores, indent=2))
-    return 0

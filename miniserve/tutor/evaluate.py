@@ -1,0 +1,119 @@
+"""Held-out scoring: exact match of the raw model and of the tutor (through the guard), overall and by bucket.
+
+Buckets are what a learner's real input varies in: sentence length in words, errors per sentence, inputs of several
+sentences, and out-of-domain sentences. Multi-sentence inputs are made from consecutive held-out pairs (2 or 3 joined
+by a space), so they never contain a sentence training saw. `miniserve eval` prints the table; `miniserve train`
+records the per-kind scores in model.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from miniserve.tutor.corpus import Pair, generate_pairs
+from miniserve.tutor.generate import META_FILE, WEIGHTS_DIR, Generator
+from miniserve.tutor.sentences import split_sentences
+
+LENGTH_BUCKETS = ((10, "length: <= 10 words"), (25, "length: 11-25 words"), (60, "length: 26-60 words"))
+MULTI = "multi-sentence inputs"
+OOD = "out-of-domain"
+
+
+@dataclass(slots=True, frozen=True)
+class Case:
+    """One scored input: its expected output and the buckets it counts in."""
+
+    source: str
+    target: str
+    kind: str  # "error" | "correct" | "ood" | "multi"
+    buckets: tuple[str, ...]
+
+
+def _length_bucket(text: str) -> str:
+    n = len(text.split())
+    return next((name for limit, name in LENGTH_BUCKETS if n <= limit), "length: > 60 words")
+
+
+def _errors(p: Pair) -> int:
+    return sum(a != b for a, b in zip(p.source.split(), p.target.split())) if p.kind != "ood" else 0
+
+
+def single_case(p: Pair) -> Case:
+    if p.kind == "ood":
+        return Case(p.source, p.target, p.kind, (OOD,))
+    return Case(p.source, p.target, p.kind, (_length_bucket(p.source), f"errors per sentence: {_errors(p)}"))
+
+
+def multi_cases(pairs: list[Pair], n: int, seed: int) -> list[Case]:
+    """`n` inputs of 2-3 held-out sentences that end in . ! or ? (so a reader, and the splitter, sees where each ends)."""
+    whole = [p for p in pairs if p.source[-1:] in ".!?" and p.source[:1].isupper()]
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n if len(whole) >= 3 else 0):
+        group = rng.sample(whole, rng.choice((2, 3)))
+        out.append(Case(" ".join(p.source for p in group), " ".join(p.target for p in group), "multi", (MULTI,)))
+    return out
+
+
+def _hits(cases: list[Case], run: Callable[[list[str]], list[str]], batch_size: int) -> list[int]:
+    hits: list[int] = []
+    for i in range(0, len(cases), batch_size):
+        chunk = cases[i : i + batch_size]
+        hits += [int(out == c.target) for c, out in zip(chunk, run([c.source for c in chunk]), strict=True)]
+    return hits
+
+
+def raw_outputs(gen: Generator, texts: list[str]) -> list[str]:
+    """The raw model on each sentence of each text (as the tutor feeds it), joined back with the text's own gaps."""
+    split = [split_sentences(t) for t in texts]
+    flat = [s.text for ss in split for s in ss]
+    fit = [i for i, s in enumerate(flat) if gen.fits(" ".join(s.split()))]
+    outs = list(flat)
+    for i, o in zip(fit, gen.generate([" ".join(flat[i].split()) for i in fit], stop_at_eos=True), strict=True):
+        outs[i] = o
+    it = iter(outs)
+    result = []
+    for t, ss in zip(texts, split):
+        pieces, last = [], 0
+        for s in ss:
+            pieces += [t[last:s.start], next(it)]
+            last = s.end
+        result.append("".join(pieces) + t[last:])
+    return result
+
+
+def score(gen: Generator, cases: list[Case], batch_size: int = 64) -> dict[str, dict[str, float]]:
+    """{bucket or kind: {"n", "raw", "tutor"}}: the share of inputs that came back exactly as their target."""
+    from miniserve.tutor.agent import GrammarTutorAgent  # the product's guard; scoring a bare model never needs it
+
+    agent = GrammarTutorAgent(gen)
+    raw = _hits(cases, lambda texts: raw_outputs(gen, texts), batch_size)
+    tutor = _hits(cases, lambda texts: [c.text for c in agent.correct_batch(texts, [None] * len(texts))], batch_size)
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(cases):
+        for name in (f"kind: {c.kind}", *c.buckets):
+            groups.setdefault(name, []).append(i)
+    return {name: {"n": len(ix), "raw": sum(raw[i] for i in ix) / len(ix), "tutor": sum(tutor[i] for i in ix) / len(ix)}
+            for name, ix in sorted(groups.items())}
+
+
+def format_table(scores: dict[str, dict[str, float]]) -> str:
+    lines = [f"{'bucket':<32} {'n':>6} {'raw model':>10} {'tutor':>8}"]
+    lines += [f"{name:<32} {s['n']:>6} {100 * s['raw']:>9.1f}% {100 * s['tutor']:>7.1f}%" for name, s in scores.items()]
+    return "\n".join(lines)
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    gen = Generator.load(args.weights)
+    meta = json.loads(((Path(args.weights) if args.weights else WEIGHTS_DIR) / META_FILE).read_text())
+    seed = meta["train_config"]["seed"] + 1  # the held-out draw training scored
+    pairs = generate_pairs(args.n, "heldout", seed)
+    cases = [single_case(p) for p in pairs] + multi_cases(pairs, args.n_multi, seed)
+    scores = score(gen, cases)
+    print(json.dumps(scores, indent=2) if args.json else format_table(scores))
+    return 0

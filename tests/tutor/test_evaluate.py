@@ -1,0 +1,49 @@
+"""Bucketed held-out scoring, on a rule-based fake model (the real model's numbers come from `miniserve eval`)."""
+
+from __future__ import annotations
+
+from miniserve.tutor.corpus import Pair, generate_pairs
+from miniserve.tutor.evaluate import MULTI, OOD, Case, format_table, multi_cases, raw_outputs, score, single_case
+from tests.tutor.test_agent import FakeGenerator
+
+
+def test_single_pairs_count_in_their_length_and_error_buckets() -> None:
+    assert single_case(Pair("He goed home.", "He went home.", "error", "overregularized_past")).buckets == (
+        "length: <= 10 words", "errors per sentence: 1")
+    long = " ".join(["word"] * 30)
+    assert single_case(Pair(long, long, "correct", None)).buckets == ("length: 26-60 words", "errors per sentence: 0")
+    assert single_case(Pair("What a day!", "What a day!", "ood", None)).buckets == (OOD,)
+
+
+def test_multi_sentence_inputs_join_whole_held_out_sentences() -> None:
+    pairs = generate_pairs(300, "heldout", 1)
+    cases = multi_cases(pairs, 50, seed=1)
+    assert len(cases) == 50 and all(c.kind == "multi" and c.buckets == (MULTI,) for c in cases)
+    sources = {p.source for p in pairs}
+    for c in cases:
+        # every input is 2-3 held-out sentences, each ending in . ! or ?, and the target joins their targets
+        parts = [s for s in sources if s in c.source]
+        assert 2 <= c.source.count(" ") and c.source[-1] in ".!?" and parts
+    assert multi_cases(pairs, 50, seed=1) == cases  # seeded
+
+
+def test_raw_outputs_run_each_sentence_and_keep_the_gaps() -> None:
+    gen = FakeGenerator(lambda s: s.replace("goed", "went"), max_chars=20)
+    assert raw_outputs(gen, ["He goed home.  I goed too!", "x" * 30]) == ["He went home.  I went too!", "x" * 30]
+    assert gen.calls == [(["He goed home.", "I goed too!"], True)]  # the too-long sentence never reached it
+
+
+def test_score_reports_raw_and_tutor_by_bucket() -> None:
+    gen = FakeGenerator(lambda s: s.replace("goed", "went").replace("is", "was"))  # "is" -> "was": guard rejects
+    cases = [
+        single_case(Pair("He goed home.", "He went home.", "error", "overregularized_past")),
+        single_case(Pair("She is home.", "She is home.", "correct", None)),
+        Case("He goed home. She is here.", "He went home. She is here.", "multi", (MULTI,)),
+    ]
+    s = score(gen, cases, batch_size=2)
+    assert s["kind: error"] == {"n": 1, "raw": 1.0, "tutor": 1.0}
+    assert s["kind: correct"] == {"n": 1, "raw": 0.0, "tutor": 1.0}  # the guard undoes the model's slip
+    assert s[MULTI] == {"n": 1, "raw": 0.0, "tutor": 1.0}
+    assert s["length: <= 10 words"]["n"] == 2
+    table = format_table(s)
+    assert "multi-sentence inputs" in table and "100.0%" in table
