@@ -1,63 +1,204 @@
 """The experiment's five figures, drawn from a SweepResults table (no measuring here).
 
 Figures are built on matplotlib's object API with the Agg canvas (no pyplot state, no display needed). Each one
-says in its title what was measured and how, so it can be read without the code.
+says in its title what was measured and how, so it can be read without the code. Three rules keep them readable in
+one look: a configuration has the same colour in every figure (CONFIG_COLORS); legends sit outside the axes, so
+they hide no data; value labels go only where they cross no line, marker, bar or other label (_place_labels).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import cycle
+from math import sqrt
 from pathlib import Path
 
 from matplotlib.axes import Axes
+from matplotlib.backend_bases import RendererBase
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
+from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
+from matplotlib.path import Path as DisplayPath
+from matplotlib.transforms import Bbox
 
-from miniserve.lab.results import ConfigResult, LoopResult, Spread, SweepResults
+from miniserve.lab.results import ConfigResult, LoopResult, Spread, SweepConfig, SweepResults
 
-BASELINE_COLOR = "black"
-WAIT_COLORS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:olive")
+# One colour per configuration (SweepConfig.key), the same in every figure, so "red is max_batch 8" learnt in one
+# plot holds in the next. The lab's configurations (results.LAB_CONFIGS) are fixed here; any other configuration
+# (a quick sweep's own list) takes the next spare colour in sweep order.
+CONFIG_COLORS = {
+    "baseline": "black",
+    "static-1-0": "tab:blue",
+    "static-2-10": "tab:orange",
+    "static-4-10": "tab:green",
+    "static-8-20": "tab:red",
+    "static-16-20": "tab:purple",
+    "static-32-50": "tab:brown",
+    "static-64-50": "tab:cyan",
+}
+SPARE_COLORS = ("tab:pink", "tab:olive", "navy", "goldenrod", "teal", "indigo")
+BAND_COLOR = "0.55"  # the baseline's min-max band: grey, drawn light, so labels and lines stay readable over it
 CDF_MAX_BATCH = 8
-_SAVE = {"dpi": 120, "metadata": {"Software": None}}  # no version stamp, so regenerating gives the same bytes
+_DPI = 120
+_SAVE = {"dpi": _DPI, "metadata": {"Software": None}}  # no version stamp, so regenerating gives the same bytes
+
+
+def config_colors(results: SweepResults) -> dict[str, str]:
+    """Every configuration of the sweep -> its colour: CONFIG_COLORS, else the spares in sweep order."""
+    spare: Iterator[str] = cycle(SPARE_COLORS)
+    return {r.key: CONFIG_COLORS.get(r.key) or next(spare) for r in results.configs}
 
 
 def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained")
+    # the figure's dpi is the saved one, so the label placement measures the same pixels the PNG gets
+    fig = Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
+
+def _legend_outside(fig: Figure, ax: Axes, **kwargs: object) -> None:
+    """One legend for the figure, beside the axes rather than on them: no placement inside can be sure to hide
+    nothing for every sweep's data. Centred on the right by default: at the top it would meet a long suptitle."""
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, **({"loc": "outside right center"} | kwargs))
+
+
+# -- value labels ---------------------------------------------------------------------------------------------------
+
+_Spot = tuple[tuple[float, float], tuple[float, float], str, str]  # data anchor, offset (points), ha, va
+
+
+@dataclass(frozen=True, slots=True)
+class _Label:
+    """A text for the axes and the spots it may take, best first."""
+
+    text: str
+    color: str
+    spots: tuple[_Spot, ...]
+
+
+def _point_label(text: str, color: str, x: float, s: Spread) -> _Label:
+    """A median's value: beside the point, or beside the ends of its min-max bar."""
+    m = s.median
+    return _Label(text, color, (
+        ((x, m), (7, 0), "left", "center"), ((x, m), (-7, 0), "right", "center"),
+        ((x, s.max), (0, 5), "center", "bottom"), ((x, s.min), (0, -5), "center", "top"),
+        ((x, m), (6, 6), "left", "bottom"), ((x, m), (6, -6), "left", "top"),
+        ((x, m), (-6, 6), "right", "bottom"), ((x, m), (-6, -6), "right", "top"),
+    ))
+
+
+def _hline_label(text: str, color: str, y: float, xs: Sequence[float]) -> _Label:
+    """A horizontal line's value: just above or below it, between two of the points (log2 x: the geometric mean),
+    the rightmost gap first, else over a point."""
+    gaps = [sqrt(a * b) for a, b in zip(xs, xs[1:])][::-1] + list(xs)[::-1]
+    return _Label(text, color, tuple(((x, y), (0, dy), "center", va) for x in gaps
+                                     for dy, va in ((3, "bottom"), (-3, "top"))))
+
+
+def _bar_label(text: str, color: str, x: float, height: float) -> _Label:
+    """A bar's size or range: above it, stacked higher when a neighbour's label or bar is in the way, and ending
+    at the bar (rather than centred on it) when the bar stands at the axis' edge."""
+    return _Label(text, color, tuple(((x, height), (0, 2 + 10 * k), ha, "bottom") for k in range(4)
+                                     for ha in ("center", "right", "left")))
+
+
+def _obstacles(ax: Axes, renderer: RendererBase) -> tuple[list[DisplayPath], list[Bbox]]:
+    """What a label must not cross, in display pixels: every line and error bar as a path, every marker and bar as
+    a box. The baseline's band is not among them: it is a light fill that text stays readable on."""
+    paths: list[DisplayPath] = []
+    boxes: list[Bbox] = []
+    for line in ax.get_lines():
+        xy = line.get_transform().transform(line.get_xydata())
+        if line.get_linestyle() not in ("None", "none", "", " "):
+            paths.append(DisplayPath(xy))
+        if line.get_marker() not in (None, "None", "none", "", " "):
+            r = line.get_markersize() * ax.figure.dpi / 72 / 2
+            boxes += [Bbox.from_extents(x - r, y - r, x + r, y + r) for x, y in xy]
+    for coll in ax.collections:
+        if isinstance(coll, LineCollection):  # error bars
+            paths += [DisplayPath(coll.get_transform().transform(seg)) for seg in coll.get_segments()]
+    for container in ax.containers:
+        if isinstance(container, BarContainer):
+            boxes += [bar.get_window_extent(renderer) for bar in container]
+    return paths, boxes
+
+
+def _place_labels(fig: Figure, labels: Sequence[tuple[Axes, Sequence[_Label]]]) -> None:
+    """Each label at its first spot that stays inside its axes and crosses no line, marker, error bar, bar or label
+    already placed; a label with no free spot is left out rather than drawn over data. Call it once the figure is
+    complete: it lays the figure out first, so it measures final positions (the labels are kept out of the layout,
+    which therefore stays the same at savefig)."""
+    canvas = fig.canvas
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    for ax, ax_labels in labels:
+        paths, taken = _obstacles(ax, renderer)
+        frame = ax.get_window_extent(renderer)
+        for label in ax_labels:
+            for anchor, offset, ha, va in label.spots:
+                text = ax.annotate(label.text, anchor, xytext=offset, textcoords="offset points", ha=ha, va=va,
+                                   fontsize=8, color=label.color, in_layout=False)
+                box = text.get_window_extent(renderer).padded(2)
+                inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
+                if inside and not any(p.intersects_bbox(box, filled=False) for p in paths) \
+                        and not any(box.overlaps(t) for t in taken):
+                    taken.append(box)
+                    break
+                text.remove()
+
+
+# -- median and spread per configuration, against max_batch ---------------------------------------------------------
 
 def _static_rows(results: SweepResults) -> list[ConfigResult]:
     return sorted((r for r in results.static if r.config.max_batch), key=lambda r: r.config.max_batch or 0)
 
 
-def _spread_plot(ax: Axes, results: SweepResults, get: Callable[[ConfigResult], Spread | None], unit: str,
-                 baseline_name: str) -> None:
-    """Median with min-max bars per static config, a line per max_wait_ms, the baseline as a horizontal band."""
-    rows = [(r, s) for r in _static_rows(results) if (s := get(r)) is not None]
-    if rows:
-        ax.plot([r.config.max_batch for r, _ in rows], [s.median for _, s in rows], color="0.75", lw=1, ls="--",
-                zorder=1, label="all static configs, in max_batch order")
-    waits = sorted({r.config.max_wait_ms for r, _ in rows if r.config.max_wait_ms is not None})
-    for i, w in enumerate(waits):
-        pts = [(r, s) for r, s in rows if r.config.max_wait_ms == w]
-        xs, meds = [r.config.max_batch for r, _ in pts], [s.median for _, s in pts]
-        err = [[s.median - s.min for _, s in pts], [s.max - s.median for _, s in pts]]
-        ax.errorbar(xs, meds, yerr=err, marker="o", capsize=4, lw=2, color=WAIT_COLORS[i % len(WAIT_COLORS)],
-                    label=f"static, max_wait_ms = {w:g}", zorder=3)
-        for x, m in zip(xs, meds):
-            ax.annotate(f"{m:.0f}", (x, m), textcoords="offset points", xytext=(6, 4), fontsize=8)
-    base = get(results.baseline) if results.baseline else None
-    if base is not None:
-        ax.axhline(base.median, color=BASELINE_COLOR, lw=1.5, label=f"{baseline_name}: {base.median:.0f} {unit}")
-        ax.axhspan(base.min, base.max, color=BASELINE_COLOR, alpha=0.08, lw=0)
-    sizes = sorted({r.config.max_batch for r, _ in rows if r.config.max_batch})
+def _batch_ticks(ax: Axes, configs: Sequence[SweepConfig]) -> None:
+    """max_batch on a log2 axis, each tick naming its max_wait too, so a point reads without the legend."""
+    waits: dict[int, list[str]] = {}
+    for c in configs:
+        if c.max_batch is not None and c.max_wait_ms is not None:
+            waits.setdefault(c.max_batch, []).append(f"{c.max_wait_ms:g}")
     ax.set_xscale("log", base=2)
     ax.margins(x=0.08)  # room for the value labels at the ends
-    if sizes:
-        ax.set_xticks(sizes, [str(s) for s in sizes])
-    ax.set_xlabel("max_batch (most requests per model call; log2 scale)")
+    if waits:
+        sizes = sorted(waits)
+        ax.set_xticks(sizes, [f"{b}\n{'/'.join(waits[b])} ms" for b in sizes])
+        ax.minorticks_off()
+    ax.set_xlabel("max_batch (most requests per model call; log2 scale), above its max_wait")
+
+
+def _spread_plot(ax: Axes, results: SweepResults, get: Callable[[ConfigResult], Spread | None],
+                 colors: Mapping[str, str]) -> list[_Label]:
+    """Per static config its median with a min-max bar, in the config's colour, joined in max_batch order by a grey
+    line; the baseline as a horizontal line over its min-max band. Returns the value labels, to be placed once the
+    figure is complete."""
+    rows = [(r, s) for r in _static_rows(results) if (s := get(r)) is not None]
+    runs = _runs(results.params.runs)
+    labels: list[_Label] = []
+    if rows:
+        ax.plot([r.config.max_batch for r, _ in rows], [s.median for _, s in rows], color="0.7", lw=1, ls="--",
+                zorder=1, label="static configs, in max_batch order")
+    for r, s in rows:
+        x, color = r.config.max_batch or 0, colors[r.key]
+        ax.errorbar([x], [s.median], yerr=[[s.median - s.min], [s.max - s.median]], marker="o", capsize=4, lw=2,
+                    color=color, label=r.config.label, zorder=3)
+        labels.append(_point_label(f"{s.median:.0f}", color, x, s))
+    baseline = results.baseline
+    base = get(baseline) if baseline else None
+    if baseline and base is not None:
+        color = colors[baseline.key]
+        ax.axhline(base.median, color=color, lw=1.5, zorder=2, label=f"unbatched baseline: median over {runs}")
+        ax.axhspan(base.min, base.max, color=BAND_COLOR, alpha=0.15, lw=0, zorder=0,
+                   label=f"unbatched baseline: min-max over {runs} (grey band)")
+        xs = [float(r.config.max_batch or 0) for r, _ in rows]
+        labels.append(_hline_label(f"baseline {base.median:.0f}", color, base.median, xs))
+    _batch_ticks(ax, [r.config for r, _ in rows])
     ax.grid(True, alpha=0.3)
+    return labels
 
 
 def _closed(attr: str) -> Callable[[ConfigResult], Spread | None]:
@@ -82,29 +223,32 @@ def _rate(results: SweepResults) -> float | None:
     return b.open.rate_rps if b and b.open else None
 
 
-def plot_throughput(results: SweepResults, path: Path) -> None:
-    fig = _figure(9, 5.5)
+def plot_throughput(results: SweepResults, path: Path) -> Figure:
+    fig = _figure(12, 5.5)
     ax = fig.subplots()
-    _spread_plot(ax, results, _closed("throughput_rps"), "req/s", "unbatched baseline")
+    labels = _spread_plot(ax, results, _closed("throughput_rps"), config_colors(results))
     base = results.baseline.closed.throughput_rps if results.baseline and results.baseline.closed else None
     if base is not None:
-        ax.axhline(1.5 * base.median, color=BASELINE_COLOR, lw=1, ls=":",
+        ax.axhline(1.5 * base.median, color="black", lw=1, ls=":",
                    label=f"acceptance target: 1.5 x baseline = {1.5 * base.median:.0f} req/s")
     ax.set_ylabel("throughput (successful requests / s)")
     ax.set_ylim(bottom=0)
     ax.set_title(f"Throughput vs max_batch\n{_load_text(results)}\npoint = median, bar = min-max over runs",
                  fontsize=11)
-    ax.legend(fontsize=8, loc="lower right")
+    _legend_outside(fig, ax)
+    _place_labels(fig, [(ax, labels)])
     fig.savefig(path, **_SAVE)
+    return fig
 
 
-def plot_p95(results: SweepResults, path: Path) -> None:
-    fig = _figure(13, 5)
+def plot_p95(results: SweepResults, path: Path) -> Figure:
+    fig = _figure(15, 5.5)
     left, right = fig.subplots(1, 2)
-    _spread_plot(left, results, _closed("p95_ms"), "ms", "unbatched baseline")
+    colors = config_colors(results)
+    labels = [(left, _spread_plot(left, results, _closed("p95_ms"), colors)),
+              (right, _spread_plot(right, results, _open("p95_ms"), colors))]
     left.set_title(f"Closed loop ({results.params.concurrency} clients, no think time)\n"
                    "Little's law: more throughput means less latency here", fontsize=10)
-    _spread_plot(right, results, _open("p95_ms"), "ms", "unbatched baseline")
     rate = _rate(results)
     rate_text = f"{rate:.1f} req/s" if rate else "n/a"
     right.set_title(f"Open loop, Poisson arrivals at {rate_text} for every config\n"
@@ -113,30 +257,32 @@ def plot_p95(results: SweepResults, path: Path) -> None:
     for ax in (left, right):
         ax.set_ylabel("p95 latency (ms)")
         ax.set_ylim(bottom=0)
-        ax.legend(fontsize=8)
+    _legend_outside(fig, left)  # both panels draw the same entries
     fig.suptitle(f"p95 latency vs max_batch (median over {_runs(results.params.runs)}, bar = min-max)")
+    _place_labels(fig, labels)
     fig.savefig(path, **_SAVE)
+    return fig
 
 
-def plot_p95_vs_load(results: SweepResults, path: Path) -> None:
+def plot_p95_vs_load(results: SweepResults, path: Path) -> Figure:
     """Open-loop p50 and p95 against the offered load, one line per configuration: where batching costs latency
     (light load: a request waits for its batch and decodes the longest member's tokens) and where the unbatched
     server's own queueing catches up with it."""
-    fig = _figure(13, 5.5)
+    fig = _figure(15, 5.5)
     panels = fig.subplots(1, 2)
+    colors = config_colors(results)
     rows = ([results.baseline] if results.baseline else []) + _static_rows(results)
     judged, judged_rate = results.params.judged_load, _rate(results)
     for ax, attr in zip(panels, ("p50_ms", "p95_ms")):
-        for i, row in enumerate(rows):
+        for row in rows:
             pts = sorted((loop.rate_rps, s) for loop in row.open_by_load.values()
                          if loop.rate_rps and (s := getattr(loop, attr)) is not None)
             if not pts:
                 continue
             base = row.config.is_baseline
-            color = BASELINE_COLOR if base else WAIT_COLORS[(i - 1) % len(WAIT_COLORS)]
             ax.errorbar([x for x, _ in pts], [s.median for _, s in pts],
                         yerr=[[s.median - s.min for _, s in pts], [s.max - s.median for _, s in pts]],
-                        marker="s" if base else "o", capsize=3, lw=3 if base else 1.5, color=color,
+                        marker="s" if base else "o", capsize=3, lw=3 if base else 1.5, color=colors[row.key],
                         label=row.config.label, zorder=3 if base else 2)
         if judged_rate:
             ax.axvline(judged_rate, color="0.5", lw=1, ls=":",
@@ -146,89 +292,138 @@ def plot_p95_vs_load(results: SweepResults, path: Path) -> None:
         ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
         ax.set_title(f"Open-loop {attr[:3]} (median over {_runs(results.params.runs)}, bar = min-max)", fontsize=10)
-    panels[1].legend(fontsize=8, loc="upper left")
+    _legend_outside(fig, panels[0])
     loads = ", ".join(f"{f:g}" for f in results.params.open_loop_loads)
     fig.suptitle(f"Latency vs offered load (fractions {loads} of the baseline's closed-loop throughput): what "
                  "batching costs a request at each load")
     fig.savefig(path, **_SAVE)
+    return fig
 
 
-def _cdf(ax: Axes, loop: LoopResult | None, label: str, color: str) -> bool:
+# -- latency distributions ------------------------------------------------------------------------------------------
+
+def _cdf(ax: Axes, loop: LoopResult | None, label: str, color: str) -> str | None:
+    """Draws one run's latency CDF; returns which run it is, for the panel's title (None: nothing recorded)."""
     if loop is None or not loop.latencies_ms:
-        return False
+        return None
     xs = sorted(loop.latencies_ms)
     n = len(xs)
-    ax.step(xs, [(i + 1) / n for i in range(n)], where="post", color=color, lw=2,
-            label=f"{label} (run {loop.latencies_run}, {n} requests)")
-    return True
+    ax.step(xs, [(i + 1) / n for i in range(n)], where="post", color=color, lw=2, label=label)
+    return f"run {loop.latencies_run}, {n} requests"
 
 
-def plot_latency_cdf(results: SweepResults, path: Path) -> None:
-    fig = _figure(13, 5)
+def plot_latency_cdf(results: SweepResults, path: Path) -> Figure:
+    fig = _figure(13, 5.5)
     panels = fig.subplots(1, 2)
+    colors = config_colors(results)
     base = results.baseline
     batch8 = next((r for r in _static_rows(results) if r.config.max_batch == CDF_MAX_BATCH), None)
     rate = _rate(results)
-    titles = (f"Closed loop, {results.params.concurrency} clients (the median-throughput run)",
+    titles = (f"Closed loop, {results.params.concurrency} clients (each config's median-throughput run)",
               f"Open loop, Poisson {rate:.1f} req/s (first run)" if rate else "Open loop")
     for ax, title, kind in zip(panels, titles, ("closed", "open")):
-        drawn = False
-        for row, color in ((base, BASELINE_COLOR), (batch8, "tab:red")):
-            if row is not None:
-                drawn |= _cdf(ax, getattr(row, kind), row.config.label, color)
+        drawn = []  # the runs drawn go in the panel's title, so the shared legend holds only what is alike
+        for row, name in ((base, "baseline"), (batch8, f"max_batch={CDF_MAX_BATCH}")):
+            if row is not None and (run := _cdf(ax, getattr(row, kind), row.config.label, colors[row.key])):
+                drawn.append(f"{name}: {run}")
         if not drawn:
             ax.text(0.5, 0.5, "no per-request latencies recorded", ha="center", va="center",
                     transform=ax.transAxes)
-        ax.axhline(0.95, color="0.5", lw=1, ls=":", label="p95")
+        ax.axhline(0.95, color="0.5", lw=1, ls=":", label="p95 (0.95 of requests answered)")
         ax.set_xlabel("latency (ms, from scheduled send to response)")
         ax.set_ylabel("fraction of requests answered within")
         ax.set_ylim(0, 1.01)
         ax.grid(True, alpha=0.3)
-        ax.set_title(title, fontsize=10)
-        ax.legend(fontsize=8, loc="lower right")
+        ax.set_title(f"{title}\n{'; '.join(drawn)}", fontsize=10)
+    _legend_outside(fig, panels[0], loc="outside lower center", ncols=3)
     fig.suptitle(f"Latency CDF: unbatched baseline vs static max_batch={CDF_MAX_BATCH} (successful requests)")
     fig.savefig(path, **_SAVE)
+    return fig
 
 
-def _bucket_labels(bounds: list[str]) -> list[str]:
-    """Prometheus upper bounds ['1', '2', '3', '4', '6', ...] -> batch-size ranges ['1', '2', '3', '4', '5-6', ...]."""
-    labels, prev = [], 0
-    for b in bounds:
-        if b == "+Inf":
-            labels.append(f">{prev}")
-            continue
-        hi = int(float(b))
-        labels.append(str(hi) if hi == prev + 1 else f"{prev + 1}-{hi}")
-        prev = hi
-    return labels
+# -- batch sizes ----------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class _Bucket:
+    """Batches whose size the server's histogram puts in lo..hi (inclusive); lo == hi is one exact size."""
+
+    lo: int
+    hi: int
+    batches: int
+
+    @property
+    def text(self) -> str:
+        return str(self.lo) if self.lo == self.hi else f"{self.lo}\u2013{self.hi}"
 
 
-def plot_batch_fill(results: SweepResults, path: Path) -> None:
+def _bound_value(bound: str) -> float:
+    return float("inf") if bound == "+Inf" else float(bound)
+
+
+def size_buckets(hist: Mapping[str, int], max_batch: int) -> list[_Bucket]:
+    """The non-empty buckets of a batch-size histogram (batches per Prometheus upper bound, not cumulative) as the
+    sizes they really cover. Sizes are integers, so bucket (4, 6] is 5..6; the server never runs more than
+    max_batch at once, so a bucket ends there at the latest ((48, 64] at max_batch 50 is 49..50; +Inf is the rest up
+    to max_batch). Sweeps before the server had a bucket per size hold such ranges, and nothing recorded says where
+    inside one a batch fell."""
+    out, prev = [], 0
+    for bound in sorted(hist, key=_bound_value):
+        top = _bound_value(bound)
+        if hist[bound]:
+            hi = int(min(top, max_batch))
+            out.append(_Bucket(prev + 1, max(prev + 1, hi), hist[bound]))
+        prev = int(top) if top != float("inf") else prev
+    return out
+
+
+def _fill_panel(ax: Axes, row: ConfigResult, color: str) -> tuple[list[_Label], bool]:
+    """One configuration's batch sizes on a linear 1..max_batch axis: a solid bar per exact size, a hatched bar over
+    the whole range where the record only has a range. Returns the bars' labels and whether any was a range."""
+    limit = row.config.max_batch or 1
+    buckets = size_buckets(row.batch_hist, limit)
+    total = sum(b.batches for b in buckets) or 1
+    labels = []
+    for b in sorted(buckets, key=lambda b: -b.batches):  # the tallest bars get their labels first
+        exact = b.lo == b.hi
+        x, frac = (b.lo + b.hi) / 2, b.batches / total
+        ax.bar(x, frac, width=(b.hi - b.lo + 1) - (0.2 if exact else 0.1), color=color, alpha=1 if exact else 0.35,
+               edgecolor=color, hatch=None if exact else "///", lw=1)
+        labels.append(_bar_label(b.text, "black", x, frac))
+    mean = row.mean_batch_size.median if row.mean_batch_size else float("nan")
+    ax.set_title(f"{row.config.label}\n{sum(b.batches for b in buckets)} batches, mean {mean:.1f} of max {limit} "
+                 f"({mean / limit:.0%} full)", fontsize=9)
+    ax.set_xlim(0.5, limit + 0.5)
+    # 1, the quarters and max_batch: sizes only, and the ticks read as how full a batch was
+    ax.set_xticks(sorted({1, limit} | {round(limit * k / 4) for k in (1, 2, 3)} - {0}))
+    ax.set_xlabel("requests in the batch")
+    ax.set_ylabel("fraction of batches")
+    ax.set_ylim(0, 1.25)  # room above a full bar for its label
+    ax.set_yticks([0, 0.25, 0.5, 0.75, 1])
+    ax.grid(True, axis="y", alpha=0.3)
+    return labels, any(b.lo != b.hi for b in buckets)
+
+
+def plot_batch_fill(results: SweepResults, path: Path) -> Figure:
     rows = [r for r in results.configs if r.batch_hist]
     cols = min(4, max(1, len(rows)))
     nrows = max(1, -(-len(rows) // cols))
-    fig = _figure(3.6 * cols, 3.0 * nrows)
+    fig = _figure(3.6 * cols, 3.1 * nrows + 0.4)
     axes = fig.subplots(nrows, cols, squeeze=False).ravel()
+    colors = config_colors(results)
+    labels, ranges = [], False
     for ax, row in zip(axes, rows):
-        bounds = sorted(row.batch_hist, key=lambda b: float("inf") if b == "+Inf" else float(b))
-        limit = row.config.max_batch or 1
-        labels = dict(zip(bounds, _bucket_labels(bounds)))  # ranges need every bound, shown or not
-        shown = [b for b in bounds if row.batch_hist[b] or (b != "+Inf" and float(b) <= limit)]
-        total = sum(row.batch_hist.values()) or 1
-        ax.bar([labels[b] for b in shown], [row.batch_hist[b] / total for b in shown], color="tab:blue")
-        mean = row.mean_batch_size.median if row.mean_batch_size else float("nan")
-        ax.set_title(f"{row.config.label}\nmean batch {mean:.1f} of max {limit} ({mean / limit:.0%} full)",
-                     fontsize=9)
-        ax.set_xlabel("requests in the batch")
-        ax.set_ylabel("fraction of batches")
-        ax.set_ylim(0, 1)
-        ax.tick_params(axis="x", labelsize=8, rotation=45 if len(shown) > 7 else 0)
-        ax.grid(True, axis="y", alpha=0.3)
+        ax_labels, ranged = _fill_panel(ax, row, colors[row.key])
+        labels.append((ax, ax_labels))
+        ranges |= ranged
     for ax in axes[len(rows):]:
         ax.set_visible(False)
+    note = ("\nHatched bar: the server's histogram bucket only tells that these batches held between its two ends "
+            "(sweeps before one bucket per size); a solid bar is one exact size.") if ranges else ""
     fig.suptitle("How full was each batch? Closed-loop runs, all batches, from the server's miniserve_batch_size "
-                 "histogram\n(unbatched: one request per model call by definition)", fontsize=10)
+                 f"histogram (unbatched: one request per model call by definition){note}", fontsize=10)
+    _place_labels(fig, labels)
     fig.savefig(path, **_SAVE)
+    return fig
 
 
 def write_plots(results: SweepResults, out: Path) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import re
 import threading
 
+from miniserve.server.metrics import Metrics
 from tests._service_fakes import FakeAgent, config, serving, wait_entered, wait_until
 
 
@@ -62,3 +63,13 @@ async def test_metrics_static_observes_full_batches_and_queue_depth(tmp_path):
     assert metric(text, "miniserve_batch_size_bucket", le="3.0") == 0
     assert metric(text, "miniserve_batch_size_bucket", le="4.0") == 2
     assert metric(text, "miniserve_batch_size_sum") == 8
+
+
+def test_batch_size_histogram_has_a_bucket_per_size_up_to_the_labs_largest_max_batch():
+    # the lab's report draws one bar per batch size: a batch of 50 must be told from one of 49 or 64
+    metrics = Metrics(frozenset({"/correct"}))
+    metrics.observe_batch(50, 0.1)
+    text = metrics.render()[0].decode()
+    for size in range(1, 65):
+        assert metric(text, "miniserve_batch_size_bucket", le=f"{size}.0") == (size >= 50)
+    assert metric(text, "miniserve_batch_size_bucket", le="+Inf") == 1
