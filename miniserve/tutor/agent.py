@@ -78,21 +78,21 @@ class Verdict:
     """The guard's decision on one model output, before learner memory adds repeat counts."""
 
     text: str
-    edit: Edit | None
+    edits: tuple[Edit, ...]  # in sentence order; empty when nothing was changed
     why: str  # used when there is no edit; an edit is explained with the learner's repeat count
     was_correct: bool
     reason: Reason | None = None  # why the sentence was not checked, when it was not
 
     @property
     def status(self) -> Status:
-        return "corrected" if self.edit else "correct" if self.was_correct else "not_checked"
+        return "corrected" if self.edits else "correct" if self.was_correct else "not_checked"
 
 
 _REASONS: dict[str, Reason] = {WHY_OUT_OF_SCOPE: "out_of_scope", WHY_TOO_LONG: "too_long", WHY_UNSAFE: "unsafe"}
 
 
 def _unchanged(sentence: str, why: str, was_correct: bool = False) -> Verdict:
-    return Verdict(sentence, None, why, was_correct, None if was_correct else _REASONS[why])
+    return Verdict(sentence, (), why, was_correct, None if was_correct else _REASONS[why])
 
 
 def model_input(sentence: str) -> str:
@@ -101,8 +101,8 @@ def model_input(sentence: str) -> str:
 
 
 def judge(sentence: str, output: str) -> Verdict:
-    """Accept `output` only if it changes exactly one covered verb form of `sentence` into a real form that the
-    lexicon can classify in context; otherwise keep the sentence as written."""
+    """Accept `output` only if every word it changes is a covered verb form of `sentence` turned into a real form
+    that the lexicon can classify in its own clause's context; otherwise keep the sentence as written."""
     spans = [m.span() for m in _WORD.finditer(sentence)]
     words = [sentence[a:b] for a, b in spans]
     out = output.split()
@@ -114,24 +114,38 @@ def judge(sentence: str, output: str) -> Verdict:
         return _unchanged(sentence, WHY_LOOKS_RIGHT, was_correct=True)
     if len(out) != len(words):
         return _unchanged(sentence, WHY_UNSAFE)
-    diff = [i for i, (w, o) in enumerate(zip(words, out)) if w != o]
-    if len(diff) != 1:
-        return _unchanged(sentence, WHY_UNSAFE)
-    i = diff[0]
-    pre_w, core_w, post_w = lexicon.split_affixes(words[i])
-    pre_o, core_o, post_o = lexicon.split_affixes(out[i])
-    if (pre_w, post_w) != (pre_o, post_o) or core_w.lower() == core_o.lower():
-        return _unchanged(sentence, WHY_UNSAFE)  # punctuation or capitalisation changed: not a verb edit
-    if not (lexicon.is_covered_form(core_w) and lexicon.is_real_form(core_o)):
-        return _unchanged(sentence, WHY_UNSAFE)
-    try:
-        error_type = lexicon.classify_edit(words[:i], core_w, core_o)
-    except ValueError:
-        return _unchanged(sentence, WHY_UNSAFE)
-    corrected = lexicon.match_case(core_w, core_o.lower())
-    a, b = spans[i]
-    text = sentence[:a] + pre_w + corrected + post_w + sentence[b:]
-    return Verdict(text, Edit(core_w, corrected, error_type), "", False)
+    edits: list[Edit] = []
+    text = sentence
+    for i in reversed([i for i, (w, o) in enumerate(zip(words, out)) if w != o]):  # right to left: spans stay valid
+        pre_w, core_w, post_w = lexicon.split_affixes(words[i])
+        pre_o, core_o, post_o = lexicon.split_affixes(out[i])
+        if (pre_w, post_w) != (pre_o, post_o) or core_w.lower() == core_o.lower():
+            return _unchanged(sentence, WHY_UNSAFE)  # punctuation or capitalisation changed: not a verb edit
+        if not (lexicon.is_covered_form(core_w) and lexicon.is_real_form(core_o)):
+            return _unchanged(sentence, WHY_UNSAFE)
+        try:
+            # The context is the corrected sentence's words before this verb: "He have went" -> "has gone" is
+            # judged "has" + "gone", as the learner will read it. Only the words right before a verb matter.
+            error_type = lexicon.classify_edit(out[:i], core_w, core_o)
+        except ValueError:
+            return _unchanged(sentence, WHY_UNSAFE)
+        corrected = lexicon.match_case(core_w, core_o.lower())
+        a, b = spans[i]
+        text = text[:a] + pre_w + corrected + post_w + text[b:]
+        edits.append(Edit(core_w, corrected, error_type))
+    return Verdict(text, tuple(reversed(edits)), "", False)
+
+
+@dataclass(slots=True)
+class InflightCorrection:
+    """One learner input between `begin_correction` and `finish_correction` (continuous batching: each sentence
+    that needs the model is generated on its own, as a row of `tutor.engine.TutorEngine`)."""
+
+    text: str
+    learner_id: str | None
+    sentences: list[Sentence]
+    verdicts: list[Verdict | None]  # per sentence; None while it waits for the model
+    sources: list[str]  # the model input of every sentence whose verdict is None, in sentence order
 
 
 class GrammarTutorAgent:
@@ -179,6 +193,24 @@ class GrammarTutorAgent:
         # batching with max_batch=1 match the unbatched server.
         return self._correct(texts, learner_ids, stop_at_eos=lambda rows: rows == 1)
 
+    def begin_correction(self, text: str, learner_id: str | None = None) -> InflightCorrection:
+        """Split one input and decide what can be decided without the model; `sources` is what remains to
+        generate, one model input per sentence (possibly none). No model call, no memory write."""
+        sentences = split_sentences(text)
+        verdicts = [self._precheck(s.text) for s in sentences]
+        sources = [model_input(s.text) for s, v in zip(sentences, verdicts) if v is None]
+        return InflightCorrection(text, learner_id, sentences, verdicts, sources)
+
+    def finish_correction(self, inflight: InflightCorrection, outputs: list[str]) -> Correction:
+        """Judge the model's output for each of `inflight.sources` (same order), splice, explain and record to
+        memory: what `correct(text, learner_id)` returns when the outputs are the generator's."""
+        if len(outputs) != len(inflight.sources):
+            raise ValueError(f"{len(outputs)} outputs for {len(inflight.sources)} sources")
+        pending = iter(outputs)
+        verdicts = [v if v is not None else judge(s.text, next(pending))
+                    for s, v in zip(inflight.sentences, inflight.verdicts)]
+        return self._finish([inflight.text], [verdicts], [inflight.sentences], [inflight.learner_id])[0]
+
     def _correct(self, texts: list[str], learner_ids: list[str | None],
                  stop_at_eos: Callable[[int], bool]) -> list[Correction]:
         split = [split_sentences(t) for t in texts]
@@ -198,34 +230,39 @@ class GrammarTutorAgent:
 
     def _finish(self, texts: list[str], verdicts: list[list[Verdict]], split: list[list[Sentence]],
                 learner_ids: list[str | None]) -> list[Correction]:
-        edited = [(i, k) for i, vs in enumerate(verdicts) for k, v in enumerate(vs) if v.edit and learner_ids[i]]
+        edited = [(i, k, j) for i, vs in enumerate(verdicts) if learner_ids[i]
+                  for k, v in enumerate(vs) for j in range(len(v.edits))]
         counts = self.memory.record_many(
-            [(learner_ids[i], verdicts[i][k].edit.error_type) for i, k in edited]  # type: ignore[misc, union-attr]
+            [(learner_ids[i], verdicts[i][k].edits[j].error_type) for i, k, j in edited]  # type: ignore[misc]
         )
         repeat = dict(zip(edited, counts))
-        return [_correction(text, sents, vs, [repeat.get((i, k), 0) for k in range(len(vs))])
+        return [_correction(text, sents, vs, [[repeat.get((i, k, j), 0) for j in range(len(v.edits))]
+                                              for k, v in enumerate(vs)])
                 for i, (text, sents, vs) in enumerate(zip(texts, split, verdicts))]
 
 
-def _correction(text: str, sentences: list[Sentence], verdicts: list[Verdict], repeats: list[int]) -> Correction:
-    """Splice each sentence's verdict into the learner's text and explain every edit and every unchecked sentence."""
+def _correction(text: str, sentences: list[Sentence], verdicts: list[Verdict],
+                repeats: list[list[int]]) -> Correction:
+    """Splice each sentence's verdict into the learner's text and explain every edit and every unchecked sentence.
+    `repeats[k][j]`: how often the learner has now made the mistake of sentence k's edit j (0: not recorded)."""
     out, last = [], 0
     for s, v in zip(sentences, verdicts):
         out += [text[last:s.start], v.text]
         last = s.end
     out.append(text[last:])
-    edits = [v.edit for v in verdicts if v.edit]
+    edits = [e for v in verdicts for e in v.edits]
     checks = [SentenceCheck(s.start, s.end, v.status, v.reason) for s, v in zip(sentences, verdicts)]
     if not sentences:
         return Correction(text, WHY_EMPTY, False, [], [])
-    if len(sentences) == 1:
-        v = verdicts[0]
-        why = lexicon.explain(v.edit, repeats[0]) if v.edit else v.why
-    else:  # several sentences: one explanation per edit, and say which sentences went unchecked and why
-        whys = [lexicon.explain(v.edit, r) if v.edit else f"Sentence {n}: {v.why}"
-                for n, (v, r) in enumerate(zip(verdicts, repeats), start=1) if v.status != "correct"]
-        why = " ".join(whys) or WHY_LOOKS_RIGHT
-    return Correction("".join(out), why, all(v.was_correct for v in verdicts), edits, checks)
+    whys: list[str] = []
+    for n, (v, rs) in enumerate(zip(verdicts, repeats), start=1):
+        if v.edits:
+            whys += [lexicon.explain(e, r) for e, r in zip(v.edits, rs)]
+        elif v.status == "not_checked":
+            # one sentence: its own explanation; several: say which one went unchecked
+            whys.append(v.why if len(sentences) == 1 else f"Sentence {n}: {v.why}")
+    return Correction("".join(out), " ".join(whys) or WHY_LOOKS_RIGHT, all(v.was_correct for v in verdicts),
+                      edits, checks)
 
 
 _agents: dict[str, GrammarTutorAgent] = {}

@@ -47,7 +47,7 @@ def make(rule: Callable[[str], str] | None = None, db: str = ":memory:", **kw) -
 
 def test_accepts_one_covered_verb_edit() -> None:
     v = judge("He goed to school", "He went to school")
-    assert v.text == "He went to school" and v.edit == Edit("goed", "went", "overregularized_past")
+    assert v.text == "He went to school" and v.edits == (Edit("goed", "went", "overregularized_past"),)
     assert not v.was_correct
 
 
@@ -57,7 +57,7 @@ def test_splices_into_the_learners_own_string() -> None:
     assert judge("HE GOED TO SCHOOL", "HE went TO SCHOOL").text == "HE WENT TO SCHOOL"
     assert judge("she has went.", "she has gone.").text == "she has gone."
     v = judge("Yesterday I Go home!", "Yesterday I went home!")
-    assert v.text == "Yesterday I Went home!" and v.edit == Edit("Go", "Went", "base_for_past")
+    assert v.text == "Yesterday I Went home!" and v.edits == (Edit("Go", "Went", "base_for_past"),)
 
 
 @pytest.mark.parametrize(
@@ -81,7 +81,30 @@ def test_splices_into_the_learners_own_string() -> None:
 )
 def test_guard_rejects_everything_else(sentence: str, output: str) -> None:
     v = judge(sentence, output)
-    assert v.text == sentence and v.edit is None and v.why == agent_mod.WHY_UNSAFE and not v.was_correct
+    assert v.text == sentence and v.edits == () and v.why == agent_mod.WHY_UNSAFE and not v.was_correct
+
+
+def test_accepts_several_verb_edits_each_judged_in_its_own_clause() -> None:
+    v = judge("Yesterday Giovanni goed to the market and eated two apples, but he have not buy bread.",
+              "Yesterday Giovanni went to the market and ate two apples, but he has not bought bread.")
+    assert v.text == "Yesterday Giovanni went to the market and ate two apples, but he has not bought bread."
+    assert [(e.original, e.corrected, e.error_type) for e in v.edits] == [
+        ("goed", "went", "overregularized_past"), ("eated", "ate", "overregularized_past"),
+        ("have", "has", "missing_third_person_s"), ("buy", "bought", "base_for_participle")]
+    # "has" + "bought": the later edit is judged after the first, as the learner will read the sentence
+    v = judge("She have went home.", "She has gone home.")
+    assert [e.error_type for e in v.edits] == ["missing_third_person_s", "past_for_participle"]
+
+
+@pytest.mark.parametrize("output", [
+    "Yesterday Giovanni went to the market and ate two apples, but she has not bought bread.",  # a verb edit + a pronoun
+    "Yesterday Giovanni went to the market and eats two apples, but he has not bought bread.",  # one edit no rule explains
+    "Yesterday Giovani went to the market and ate two apples, but he has not bought bread.",  # a name
+])
+def test_one_bad_change_among_good_ones_rejects_the_whole_sentence(output: str) -> None:
+    sentence = "Yesterday Giovanni goed to the market and eated two apples, but he have not buy bread."
+    v = judge(sentence, output)
+    assert v.text == sentence and v.edits == () and v.why == agent_mod.WHY_UNSAFE
 
 
 def test_identical_output() -> None:
@@ -101,7 +124,7 @@ def test_guard_accepts_every_corpus_correction() -> None:
     for p in generate_pairs(2000, "heldout", seed=5):
         v = judge(p.source, p.target)
         assert v.text == p.target, p
-        assert (v.edit.error_type if v.edit else None) == p.error_type, p
+        assert (v.edits[0].error_type if v.edits else None) == p.error_type, p
 
 
 # --- the agent with a fake model ----------------------------------------------------------------------------
