@@ -18,6 +18,7 @@ from starlette.applications import Starlette
 import miniserve
 from miniserve.server.app import create_app
 from miniserve.server.config import ServerConfig
+from miniserve.tutor.agent import SentenceCheck
 
 # The real model: the shipped checkpoint, or MINISERVE_WEIGHTS_DIR (lets the real-model tests run against any
 # checkpoint, e.g. a freshly trained one, before it is shipped).
@@ -40,6 +41,7 @@ class FakeCorrection:
     why: str
     was_correct: bool
     edits: list[FakeEdit] = field(default_factory=list)
+    checks: list[SentenceCheck] = field(default_factory=list)
 
 
 class FakeAgent:
@@ -75,9 +77,11 @@ class FakeAgent:
     @staticmethod
     def _one(sentence: str) -> FakeCorrection:
         if "goed" not in sentence:
-            return FakeCorrection(sentence, "The sentence is already correct.", True)
+            return FakeCorrection(sentence, "The sentence is already correct.", True, [],
+                                  [SentenceCheck(0, len(sentence), "correct")])
         return FakeCorrection(sentence.replace("goed", "went"), "'go' is irregular: its past is 'went'.", False,
-                              [FakeEdit("goed", "went", "overregularized_past")])
+                              [FakeEdit("goed", "went", "overregularized_past")],
+                              [SentenceCheck(0, len(sentence), "corrected")])
 
     @property
     def sentences_run(self) -> list[str]:

@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, get_args
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -26,6 +26,9 @@ from miniserve.server.errors import ERROR_BODY_SCHEMA, exception_handlers
 from miniserve.server.metrics import Metrics, MetricsMiddleware
 from miniserve.server.payload import CORRECT_REQUEST_SCHEMA, read_correct_request
 from miniserve.server.service import AgentFactory, Service
+from miniserve.tutor.agent import Reason  # torch-free: the agent loads its model lazily
+
+CHECK_REASONS = get_args(Reason)
 
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
@@ -42,14 +45,27 @@ COMPONENTS: dict[str, Any] = {
     "schemas": {
         "Correction": {
             "type": "object", "additionalProperties": False,
-            "required": ["corrected", "explanation", "was_correct", "edits"],
+            "required": ["corrected", "explanation", "was_correct", "edits", "checks"],
             "properties": {
-                "corrected": {"type": "string"}, "explanation": {"type": "string"}, "was_correct": {"type": "boolean"},
+                "corrected": {"type": "string", "description": "the learner's text with every accepted edit"},
+                "explanation": {"type": "string"},
+                "was_correct": {"type": "boolean",
+                                "description": "true only when every sentence was checked and none needed a change"},
                 "edits": {"type": "array", "items": {
                     "type": "object", "additionalProperties": False,
                     "required": ["original", "corrected", "error_type"],
                     "properties": {"original": {"type": "string"}, "corrected": {"type": "string"},
                                    "error_type": {"type": "string"}}}},
+                "checks": {"type": "array", "description": "one per sentence of the input, in order", "items": {
+                    "type": "object", "additionalProperties": False, "required": ["start", "end", "status", "reason"],
+                    "properties": {
+                        "start": {"type": "integer", "minimum": 0, "description": "offset of the sentence in the input"},
+                        "end": {"type": "integer", "minimum": 0},
+                        "status": {"type": "string", "enum": ["correct", "corrected", "not_checked"]},
+                        "reason": {"type": "string", "nullable": True, "enum": [*CHECK_REASONS, None],
+                                   "description": "why a sentence was not checked (null when it was): no covered "
+                                                  "verb in it, too long for the model, or the model's output failed "
+                                                  "the guard"}}}},
             },
         },
         "Error": ERROR_BODY_SCHEMA,
@@ -81,7 +97,8 @@ schemas = SchemaGenerator({"openapi": "3.0.0", "info": {"title": "miniserve gram
 # /noop answers this, about the size of a real answer, so calibration measures the same bytes on the wire.
 NOOP_ANSWER = {"corrected": "Yesterday I went to the store.", "was_correct": False,
                "explanation": "'goed' is an over-regularized past tense: 'go' is irregular, its past is 'went'.",
-               "edits": [{"original": "goed", "corrected": "went", "error_type": "overregularized_past"}]}
+               "edits": [{"original": "goed", "corrected": "went", "error_type": "overregularized_past"}],
+               "checks": [{"start": 0, "end": 30, "status": "corrected", "reason": None}]}
 
 
 def _service(request: Request) -> Service:
@@ -90,7 +107,8 @@ def _service(request: Request) -> Service:
 
 def correction_body(c: Any) -> dict[str, Any]:
     return {"corrected": c.text, "explanation": c.why, "was_correct": c.was_correct,
-            "edits": [{"original": e.original, "corrected": e.corrected, "error_type": e.error_type} for e in c.edits]}
+            "edits": [{"original": e.original, "corrected": e.corrected, "error_type": e.error_type} for e in c.edits],
+            "checks": [{"start": k.start, "end": k.end, "status": k.status, "reason": k.reason} for k in c.checks]}
 
 
 async def correct(request: Request) -> Response:

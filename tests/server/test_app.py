@@ -31,7 +31,8 @@ async def test_correct_answers_in_both_modes(tmp_path, mode):
     assert r.status_code == 200
     assert r.json() == {"corrected": "Yesterday I went home.", "explanation": "'go' is irregular: its past is 'went'.",
                         "was_correct": False,
-                        "edits": [{"original": "goed", "corrected": "went", "error_type": "overregularized_past"}]}
+                        "edits": [{"original": "goed", "corrected": "went", "error_type": "overregularized_past"}],
+                        "checks": [{"start": 0, "end": 22, "status": "corrected", "reason": None}]}
     assert agent.sentences_run == ["Yesterday I goed home."]  # surrounding whitespace stripped
 
 
@@ -183,7 +184,7 @@ async def test_noop_validates_but_never_calls_the_model(tmp_path):
     agent = FakeAgent()
     async with serving(config(tmp_path), agent) as (c, _):
         r = await c.post("/noop", json={"sentence": "I goed home."})
-    assert r.status_code == 200 and set(r.json()) == {"corrected", "explanation", "was_correct", "edits"}
+    assert r.status_code == 200 and set(r.json()) == {"corrected", "explanation", "was_correct", "edits", "checks"}
     assert agent.calls == []
 
 
@@ -239,6 +240,22 @@ async def test_real_agent_answers_the_same_in_both_modes(tmp_path):
             assert isinstance(a["corrected"], str) and a["explanation"] and isinstance(a["was_correct"], bool)
     # static runs them as one batch, unbatched one by one: batching must not change what the tutor says
     assert [a["corrected"] for a in answers["static"]] == [a["corrected"] for a in answers["unbatched"]]
+
+
+@needs_model
+async def test_the_answer_says_which_sentences_were_checked(tmp_path):
+    text = "The sky is blue. I walk to school. My sister take the bus."
+    async with serving(config(tmp_path, mode="static", max_wait_ms=5, weights_dir=WEIGHTS_DIR), None) as (c, _):
+        r = await c.post("/correct", json={"sentence": text})
+        sky = await c.post("/correct", json={"sentence": "The sky is blue."})
+    a = r.json()
+    assert a["corrected"] == "The sky is blue. I walk to school. My sister takes the bus." and not a["was_correct"]
+    assert [(k["status"], k["reason"]) for k in a["checks"]] == [
+        ("not_checked", "out_of_scope"), ("correct", None), ("corrected", None)]
+    assert [text[k["start"]:k["end"]] for k in a["checks"]] == ["The sky is blue.", "I walk to school.",
+                                                                "My sister take the bus."]
+    # nothing checked is not "correct": a client can tell "unchanged" from "checked and right"
+    assert sky.json()["was_correct"] is False and sky.json()["checks"][0]["reason"] == "out_of_scope"
 
 
 class FailOnce:
