@@ -2,7 +2,9 @@
 
 Batches of prompts of different lengths are left-padded. Each row carries its own positions (counted from its
 first real token) and a key mask that hides its padding, so a sentence's computation in a batch is the same as
-alone. `prefill` and `decode_one_token` are the two steps of generation, as in gpt-fast.
+alone. `prefill` and `decode_one_token` are the two steps of generation, as in gpt-fast. For continuous
+batching (`engine.py`) the same cache is reserved for many rows that join and leave at different steps: each
+write then says, through `RowSlots`, which rows and which slots it fills.
 """
 
 from __future__ import annotations
@@ -40,8 +42,23 @@ class ModelConfig:
         return asdict(self)
 
 
+@dataclass(frozen=True, slots=True)
+class RowSlots:
+    """Where one step writes in a cache reserved for many rows (continuous batching, `engine.py`): the step's
+    row i is cache row `rows[i]` and its T new keys go to slots `start[i] .. start[i] + T - 1`; attention then
+    reads slots [0, end) of those rows only, so its cost follows the running rows and their longest length."""
+
+    rows: Tensor  # (b,) cache row of each batch row
+    start: Tensor  # (b,) first slot written, per row (= that row's length so far)
+    end: int  # slots read back: max(start) + T
+
+
+Where = int | RowSlots  # an int: every row writes at the same slot (the static path, left-padded rows)
+
+
 class KVCache(nn.Module):
-    """Keys and values of every layer-step so far; one instance per layer, sized for one generate call."""
+    """Keys and values of every layer-step so far; one instance per layer, sized for one generate call
+    (static path) or reserved for `batch` rows that come and go (continuous path, written through RowSlots)."""
 
     def __init__(self, batch: int, n_head: int, max_len: int, head_dim: int, dtype: torch.dtype) -> None:
         super().__init__()
@@ -49,12 +66,24 @@ class KVCache(nn.Module):
         self.register_buffer("k", torch.zeros(shape, dtype=dtype), persistent=False)  # (B, H, L, D)
         self.register_buffer("v", torch.zeros(shape, dtype=dtype), persistent=False)  # (B, H, L, D)
 
-    def update(self, start: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+    def update(self, start: Where, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Write k, v (B, H, t, D) at [start, start + t) and return everything cached up to there."""
+        if isinstance(start, RowSlots):
+            return self._update_rows(start, k, v)
         end = start + k.shape[2]
         self.k[:, :, start:end] = k
         self.v[:, :, start:end] = v
         return self.k[:, :, :end], self.v[:, :, :end]  # (B, H, end, D)
+
+    def _update_rows(self, at: RowSlots, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Scatter k, v (b, H, t, D) into their own rows and slots; gather those rows' slots [0, at.end)."""
+        t = k.shape[2]
+        rows = at.rows[:, None]  # (b, 1)
+        slots = at.start[:, None] + torch.arange(t, device=k.device)  # (b, t)
+        # Advanced indices split by a slice put the indexed dims first: self.k[rows, :, slots] is (b, t, H, D).
+        self.k[rows, :, slots] = k.transpose(1, 2)
+        self.v[rows, :, slots] = v.transpose(1, 2)
+        return self.k[at.rows, :, : at.end], self.v[at.rows, :, : at.end]  # (b, H, end, D), a copy of b rows
 
 
 class Attention(nn.Module):
@@ -65,15 +94,15 @@ class Attention(nn.Module):
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
         self.dropout = cfg.dropout
 
-    def forward(self, x: Tensor, mask: Tensor | None, start: int, cache: KVCache | None) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None, start: Where, cache: KVCache | None) -> Tensor:
         B, T, C = x.shape  # (B, T, C)
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, self.head_dim).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
         if cache is not None:
-            k, v = cache.update(start, k, v)  # (B, H, start + T, D)
+            k, v = cache.update(start, k, v)  # (B, H, start + T, D); per-row: (B, H, end, D)
         if mask is None:  # training: plain causal attention over right-padded rows
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
-        else:  # mask: (B, 1, T, start + T) bool, True = may attend
+        else:  # mask: (B, 1, T, start + T) or (B, 1, T, end) bool, True = may attend
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
@@ -89,7 +118,7 @@ class Block(nn.Module):
         )
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: Tensor, mask: Tensor | None, start: int, cache: KVCache | None) -> Tensor:
+    def forward(self, x: Tensor, mask: Tensor | None, start: Where, cache: KVCache | None) -> Tensor:
         x = x + self.drop(self.attn(self.ln1(x), mask, start, cache))
         return x + self.drop(self.mlp(self.ln2(x)))
 
@@ -123,7 +152,7 @@ class MiniGPT(nn.Module):
         idx: Tensor,
         pos: Tensor | None = None,
         mask: Tensor | None = None,
-        start: int = 0,
+        start: Where = 0,
         caches: list[KVCache] | None = None,
     ) -> Tensor:
         """idx (B, T) token ids → logits (B, T, V). Without mask: causal full-sequence pass (training).
