@@ -46,16 +46,6 @@ def decode_rows(model: MiniGPT, tok: Tensor, lengths: Tensor, rows: Tensor, cach
     return model(tok, lengths[:, None], key_ok[:, None, None], at, caches)[:, -1]  # (b, V)
 
 
-def correction_budget(prompt_len: int, max_new_tokens: int, max_seq_len: int) -> int:
-    """New tokens (end-of-sequence included) a row may generate: today the checkpoint's fixed max_new_tokens,
-    capped so that prompt + budget fits the model context; < 1 means the prompt does not fit at all.
-
-    The one place to size it from the source instead: the prompt is <bos> source <sep>, and a correction is as
-    long as its source give or take a few tokens, so e.g. min(max_new_tokens, prompt_len - 2 + slack + 1).
-    """
-    return min(max_new_tokens, max_seq_len - prompt_len)
-
-
 @dataclass(frozen=True, slots=True)
 class SentenceItem:
     """One sentence for the model (the scheduler's item): build it with `TutorEngine.item`."""
@@ -104,7 +94,7 @@ class TutorEngine:
     def item(self, source: str) -> SentenceItem:
         """The scheduler's item for one model input; ValueError if its prompt leaves no room to generate."""
         prompt = tuple(self.generator.prompt_ids(source))
-        budget = correction_budget(len(prompt), self.generator.max_new_tokens, self.max_seq_len)
+        budget = self.generator.budget(list(prompt))  # the same per-row budget as the static path
         if budget < 1:
             raise ValueError(f"a prompt of {len(prompt)} tokens does not fit the {self.max_seq_len}-token context")
         return SentenceItem(source, prompt, budget)

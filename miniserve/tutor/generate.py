@@ -21,6 +21,7 @@ from miniserve.tutor.tokenizer import ByteBPETokenizer
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 MODEL_FILE, TOKENIZER_FILE, META_FILE = "model.safetensors", "tokenizer.json", "model.json"
+SLACK_TOKENS = 4  # how much longer than its source a correction may come out, in tokens
 
 
 @torch.inference_mode()
@@ -64,31 +65,41 @@ class Generator:
     def prompt_ids(self, source: str) -> list[int]:
         return [self.tok.bos_id, *self.tok.encode(source), self.tok.sep_id]
 
+    def budget(self, prompt: list[int]) -> int:
+        """New tokens (end-of-sequence included) a row may generate. A correction is as long as its source, give or
+        take a re-spelled verb ("goed" -> "went"), so: the source's length + SLACK_TOKENS + 1, within the checkpoint's
+        max_new_tokens and the model's context. Sized per row, so a short sentence never pays for a long one's room."""
+        source_len = len(prompt) - 2  # <bos> source <sep>
+        return min(self.max_new_tokens, source_len + SLACK_TOKENS + 1, self.model.cfg.max_seq_len - len(prompt))
+
     def fits(self, source: str) -> bool:
-        """Can the model's correction of `source` be generated whole? The correction is as long as the source
-        (one word changes), so the source plus end-of-sequence must fit the generation budget."""
+        """Can the model's correction of `source` be generated whole: is its budget at least the source plus
+        end-of-sequence?"""
         prompt = self.prompt_ids(source)
-        return len(prompt) - 1 <= self.max_new_tokens and len(prompt) + self.max_new_tokens <= self.model.cfg.max_seq_len
+        return self.budget(prompt) >= len(prompt) - 1
 
     def generate(self, sources: list[str], max_new_tokens: int | None = None, stop_at_eos: bool = True) -> list[str]:
-        """Greedy-decode each source's correction; trimmed at its end-of-sequence.
+        """Greedy-decode each source's correction; each row ends at its end-of-sequence or its own budget.
 
-        stop_at_eos=False runs exactly max_new_tokens steps for the whole batch (the static-batching cost
-        the lab wants visible); True stops once every row has ended.
+        stop_at_eos=False runs the batch until its longest budget is spent, whatever ended before (the
+        static-batching cost the lab wants visible: a batch pays for its longest member); True stops once every row
+        has ended. max_new_tokens, when given, is every row's budget instead of `budget()`.
         """
         if not sources:
             return []
-        steps = self.max_new_tokens if max_new_tokens is None else max_new_tokens
         prompts = [self.prompt_ids(s) for s in sources]
-        too_long = [i for i, p in enumerate(prompts) if len(p) + steps > self.model.cfg.max_seq_len]
+        budgets = [self.budget(p) if max_new_tokens is None else max_new_tokens for p in prompts]
+        too_long = [i for i, (p, b) in enumerate(zip(prompts, budgets)) if len(p) + b > self.model.cfg.max_seq_len]
         if too_long:
             raise ValueError(f"sources {too_long} do not fit the model context; check Generator.fits first")
-        out = self._generate_ids(prompts, steps, stop_at_eos)
+        out = self._generate_ids(prompts, budgets, stop_at_eos)
         return [self.tok.decode(ids) for ids in out]
 
     @torch.inference_mode()
-    def _generate_ids(self, prompts: list[list[int]], steps: int, stop_at_eos: bool) -> list[list[int]]:
+    def _generate_ids(self, prompts: list[list[int]], budgets: int | list[int], stop_at_eos: bool) -> list[list[int]]:
         B, T = len(prompts), max(len(p) for p in prompts)
+        budget = torch.tensor([budgets] * B if isinstance(budgets, int) else budgets)  # (B,) new tokens per row
+        steps = int(budget.max())
         pad = torch.tensor([T - len(p) for p in prompts])  # (B,)
         idx = torch.tensor([[self.tok.pad_id] * (T - len(p)) + p for p in prompts])  # (B, T)
         slots = torch.arange(T + steps)  # (L,)
@@ -104,11 +115,11 @@ class Generator:
         for n in range(steps):
             tok = logits.argmax(dim=-1)  # (B,)
             out[:, n] = tok
-            done |= tok == self.tok.eos_id
+            done |= (tok == self.tok.eos_id) | (budget <= n + 1)
             if n == steps - 1 or (stop_at_eos and bool(done.all())):
                 break
             logits = decode_one_token(self.model, tok[:, None], (next_pos + n)[:, None], key_ok, T + n, caches)
-        rows = out[:, : n + 1].tolist()
+        rows = [r[:b] for r, b in zip(out[:, : n + 1].tolist(), budget.tolist())]
         return [r[: r.index(self.tok.eos_id)] if self.tok.eos_id in r else r for r in rows]
 
 
