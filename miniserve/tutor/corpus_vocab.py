@@ -181,3 +181,37 @@ sentence shelf:shelves song story:stories street tablet tent truck wheel word ex
 carrot banana lemon onion pepper cherry:cherries strawberry:strawberries melon glass:glasses bus:buses""".split()
 EXTRA_ACTIVITIES = """swimming fishing hiking camping sailing jogging skiing gardening knitting baking cycling dancing
 surfing climbing painting running singing skating bowling""".split()
+
+# --- Longer sentences (clauses.py) ---------------------------------------------------------------------------------
+# How clauses are joined: (connector, chance of a comma before it). "when"/"while"/"because" may also open the
+# sentence ("When he goes home, she cooks dinner"). All shared grammar words, in both splits.
+CONNECTORS = (("and", 0.25), ("but", 0.6), ("because", 0.1), ("so", 0.7), ("then", 1.0), ("and then", 0.2),
+              ("when", 0.1), ("while", 0.3))  # fmt: skip
+FRONT_CONNECTORS = ("When", "While", "Because")
+# Not "Ms." or "Mt.": the agent's sentence splitter (sentencex) ends a sentence after them, so the model never sees one.
+TITLES = ("Dr.", "Mrs.", "Mr.", "Prof.")
+REL_PRONOUNS = ("who", "who", "that")
+# Split by index like the complements: fixed adverbial phrases a clause can carry (no covered verb form in any).
+LONG_PPS = """in the rain|on the way home|without a word|in a hurry|with a big smile|after lunch|before breakfast|by bus|
+on foot|in the old town|during the holidays|at the end of the street|in the middle of the night|for the first time|
+with great care|under the bridge|along the canal|around the corner|through the forest|by train|after the storm|
+in the evening sun|before the concert|after the meeting|in the snow|at the bus stop|on the top floor|by the window|
+in the back garden|behind the old church|across the square|near the harbour|after dinner|in the kitchen|on the balcony|
+at the corner shop|with a heavy bag|in silence|on the beach|up the hill|down the road|past the bakery|
+in the waiting room|on the night train|at the airport|by the lake|in the queue|under an umbrella""".replace(
+    "\n", "").split("|")
+# Nouns for lists ("bread, milk and eggs"), split by index.
+LIST_ITEMS = """bread milk eggs apples pears carrots onions rice pasta cheese butter tea coffee juice lemons oranges
+plums nuts grapes biscuits stamps pens notebooks candles plates cups spoons socks scarves gloves towels maps
+postcards batteries magazines crayons flour sugar salt beans peas potatoes lettuce yoghurt honey jam soap shampoo
+envelopes folders markers""".split()
+LIST_HEADS = ("some fruit", "a few things", "the usual things", "some vegetables", "everything", "some supplies")
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December")  # fmt: skip
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+UNITS = ("kilometres", "km", "miles", "metres", "hours", "minutes", "euros", "dollars", "kilos", "litres", "pages")
+# Street and landmark shapes for invented places with abbreviations ("Kolvej St.", "St. Brona's Church").
+ABBR_PLACE_SHAPES = ("{r} St.", "St. {r}'s Church", "{r} Ave.", "{r} Rd.")
+# Clauses without a covered verb form, for mixed and out-of-domain sentences.
+PLAIN_BE_ADJS = ("happy", "tired", "late", "hungry", "busy", "ready", "sick", "very kind", "so tall", "angry",
+                 "asleep", "nervous", "at home", "outside", "in a good mood", "really quiet", "a bit cold")  # fmt: skip

@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import statistics
 import time
 from collections import Counter
 
 import pytest
 
-from miniserve.tutor import corpus, corpus_vocab, lexicon
+from miniserve.tutor import atoms, corpus, corpus_vocab, lexicon
+from miniserve.tutor.agent import judge
 from miniserve.tutor.corpus import generate_examples, generate_pairs
+from miniserve.tutor.sentences import split_sentences
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +32,7 @@ def _diff(pair: corpus.Pair) -> list[int]:
 
 def test_deterministic_and_seeded() -> None:
     assert generate_pairs(300, "train", seed=3) == generate_pairs(300, "train", seed=3)
+    assert generate_examples(300, "heldout", seed=2) == generate_examples(300, "heldout", seed=2)
     assert generate_pairs(300, "train", seed=3) != generate_pairs(300, "train", seed=4)
     assert generate_pairs(300, "train", seed=3) != generate_pairs(300, "heldout", seed=3)
     with pytest.raises(ValueError):
@@ -47,7 +51,7 @@ def test_mix_of_kinds_and_error_types(train: list[corpus.Example]) -> None:
 
 
 @pytest.mark.parametrize("split", ["train", "heldout"])
-def test_one_word_invariant_and_classification(split: str, train, heldout) -> None:
+def test_only_error_slots_differ_and_each_is_a_classified_verb_edit(split: str, train, heldout) -> None:
     examples = train if split == "train" else heldout
     for e in examples:
         p = e.pair
@@ -55,14 +59,84 @@ def test_one_word_invariant_and_classification(split: str, train, heldout) -> No
             assert p.source == p.target, p
             continue
         diff = _diff(p)
-        assert len(diff) == 1, p
-        i = diff[0]
+        assert 1 <= len(diff) <= 3, p
         src_words, tgt_words = p.source.split(), p.target.split()
-        o, c = src_words[i], tgt_words[i]
-        assert lexicon.is_covered_form(o) and lexicon.is_real_form(c), p
-        # punctuation attached to the verb stays the same ("goed." -> "went.")
-        assert lexicon.split_affixes(o)[::2] == lexicon.split_affixes(c)[::2], p
-        assert lexicon.classify_edit(src_words[:i], o, c) == p.error_type, p
+        types = []
+        for i in diff:
+            o, c = src_words[i], tgt_words[i]
+            assert lexicon.is_covered_form(o) and lexicon.is_real_form(c), p
+            # punctuation attached to the verb stays the same ("goed," -> "went,")
+            assert lexicon.split_affixes(o)[::2] == lexicon.split_affixes(c)[::2], p
+            types.append(lexicon.classify_edit(tgt_words[:i], o, c))
+        assert types[0] == p.error_type, p  # error_type is the first (leftmost) error's
+
+
+@pytest.mark.parametrize("split", ["train", "heldout"])
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_the_guard_delivers_every_target(split: str, seed: int) -> None:
+    # The tutor can only return what `judge` accepts: every target must pass it whole, one edit per differing word,
+    # and a correct or out-of-domain sentence must come back unchanged.
+    for p in generate_pairs(3000, split, seed):
+        v = judge(p.source, p.target)
+        assert v.text == p.target, p
+        assert len(v.edits) == len(_diff(p)) and (p.kind == "error") == bool(v.edits), p
+        assert (v.edits[0].error_type if v.edits else None) == p.error_type, p
+        if p.kind != "error":
+            w = judge(p.source, p.source)
+            assert w.text == p.source and not w.edits, p
+
+
+@pytest.mark.parametrize("split", ["train", "heldout"])
+def test_lengths_and_error_counts(split: str, train, heldout) -> None:
+    pairs = [e.pair for e in (train if split == "train" else heldout)]
+    n = len(pairs)
+    words = [len(p.source.split()) for p in pairs]
+    assert min(words) >= 3 and max(words) <= 60
+    assert all(len(p.source) <= corpus.MAX_CHARS and len(p.target) <= corpus.MAX_CHARS for p in pairs)
+    assert all(len(p.source.split()) == len(p.target.split()) for p in pairs)
+    short, medium = sum(w <= 10 for w in words) / n, sum(10 < w <= 25 for w in words) / n
+    assert abs(short - 0.35) < 0.03 and abs(medium - 0.40) < 0.03 and abs(1 - short - medium - 0.25) < 0.03
+    assert sum(w > 40 for w in words) > 0.02 * n  # the long tail is used, not just 26-30
+    errors = Counter(len(_diff(p)) for p in pairs if p.kind == "error")
+    assert set(errors) == {1, 2, 3}
+    n_err = sum(errors.values())
+    assert errors[1] / n_err < 0.75 and errors[2] / n_err > 0.15 and errors[3] / n_err > 0.03, errors
+    long_multi = [p for p in pairs if p.kind == "error" and len(p.source.split()) > 25 and len(_diff(p)) > 1]
+    assert len(long_multi) > 0.05 * n_err
+    assert all(not lexicon.contains_covered_verb(p.source) for p in pairs if p.kind == "ood")
+
+
+def test_heldout_split_has_the_same_shape_as_training(train, heldout) -> None:
+    def shape(examples):
+        pairs = [e.pair for e in examples]
+        err = [p for p in pairs if p.kind == "error"]
+        return (sum(len(p.source.split()) > 25 for p in pairs) / len(pairs),
+                sum(len(_diff(p)) > 1 for p in err) / len(err),
+                statistics.mean(len(p.source) for p in pairs) / 100)  # fmt: skip
+
+    for a, b in zip(shape(train), shape(heldout)):
+        assert abs(a - b) < 0.04, (shape(train), shape(heldout))
+
+
+def test_sentences_have_structure(train) -> None:
+    sources = [e.pair.source for e in train]
+    low = [f" {s.lower()} " for s in sources]
+    has = lambda *words: sum(any(w in s for w in words) for s in low) / len(low)  # noqa: E731
+    for connector in (" and ", " but ", " because ", " so ", " then ", " when ", " while "):
+        assert has(connector) > 0.01, connector
+    assert has(" who ", " that ") > 0.03  # relative clauses
+    assert has(" dr. ", " mrs. ", " mr. ", " prof. ") > 0.005 and has(" st. ") > 0.001 and has(" e.g. ") > 0.001
+    assert has(" p.m. ", " a.m. ") > 0.01 and has(" in 19", " in 20") > 0.01
+    assert sum(bool(re.search(r"\d\.\d", s)) for s in sources) > 0.01 * len(sources)  # "3.5 km"
+    assert has(", ") > 0.3
+
+
+@pytest.mark.parametrize("split", ["train", "heldout"])
+def test_every_source_is_one_sentence_for_the_agent(split: str, train, heldout) -> None:
+    # The agent splits a learner's text into sentences before the model sees them: an abbreviation or a time the
+    # splitter cuts at ("Ms. Nowak", "7 p.m. 34 times") would make a training sentence the model never gets.
+    for e in (train if split == "train" else heldout)[:6000]:
+        assert len(split_sentences(e.pair.source)) == 1, e.pair.source
 
 
 def test_domain_membership(train: list[corpus.Example]) -> None:
@@ -77,7 +151,8 @@ def test_heldout_atoms_never_appear_in_train(train, heldout) -> None:
     assert len(held_parts) > 1000 and len(train_parts) > 5000
     assert not (train_parts & held_parts), sorted(train_parts & held_parts)[:20]
     # by construction: fixed lists split without overlap, invented strings by a property of the string
-    for lst in (corpus_vocab.NAMES, corpus_vocab.PLACES, corpus_vocab.NOUNS_SG, corpus_vocab.NOUNS_PL):
+    for lst in (corpus_vocab.NAMES, corpus_vocab.PLACES, corpus_vocab.NOUNS_SG, corpus_vocab.NOUNS_PL,
+                corpus_vocab.LONG_PPS, corpus_vocab.LIST_ITEMS):
         tr, he = corpus._split_list(lst, "train"), corpus._split_list(lst, "heldout")
         assert not set(tr) & set(he) and len(tr) + len(he) == len(lst) and he
     tr_c, he_c = corpus._split_complements("train"), corpus._split_complements("heldout")
@@ -85,6 +160,9 @@ def test_heldout_atoms_never_appear_in_train(train, heldout) -> None:
     all_tr = set().union(*(fixed(v) for v in tr_c.values()))
     all_he = set().union(*(fixed(v) for v in he_c.values()))
     assert not all_tr & all_he
+    # list items: the training split also drops any whose singular or plural is a held-out word
+    tr_items, he_items = atoms.LIST_ITEMS_BY_SPLIT["train"], set(atoms.LIST_ITEMS_BY_SPLIT["heldout"])
+    assert not {w for t in tr_items for w in (t, t[:-1])} & (he_items | corpus._heldout_words()) and len(tr_items) > 25
     for verb in lexicon.VERBS:
         assert len(fixed(tr_c[verb])) >= 6, verb
         assert fixed(he_c[verb]) or any("{" in p for p in he_c[verb]), verb
@@ -100,7 +178,7 @@ def test_surface_variety(train: list[corpus.Example]) -> None:
     sources = [e.pair.source for e in train]
     lengths = [len(s) for s in sources]
     assert max(lengths) <= corpus.MAX_CHARS
-    assert 15 <= statistics.median(lengths) <= 70
+    assert 50 <= statistics.median(lengths) <= 130
     ends = Counter(s[-1] if s[-1] in ".!?" else "none" for s in sources)
     assert all(ends[k] > 0.03 * len(sources) for k in (".", "!", "?", "none"))
     assert sum(s[0].islower() for s in sources) > 0.2 * len(sources)
@@ -119,7 +197,7 @@ def test_fast_enough() -> None:
     pairs = generate_pairs(50_000, "train", seed=1)
     elapsed = time.perf_counter() - t0
     assert len(pairs) == 50_000
-    assert elapsed < 15, elapsed  # ~0.7 s on the dev box; 200k pairs in a few seconds
+    assert elapsed < 30, elapsed  # ~4 s on the dev box; 200k pairs in ~16 s
 
 
 def test_tokenizer_text() -> None:
@@ -198,7 +276,8 @@ def test_invented_nouns_show_their_number_only_in_the_suffix() -> None:
 def test_the_scored_heldout_split_never_changes() -> None:
     # Every held-out score in model.json, the README and the notes was measured on these 5,000 pairs (seed 1, as
     # `miniserve train` and `miniserve eval` draw them). A corpus edit that moves them, even by one random draw, makes
-    # old and new scores incomparable without anyone noticing; this pins them.
+    # old and new scores incomparable without anyone noticing; this pins them. Re-pinned on purpose when the corpus
+    # grew to 3-60-word, multi-clause, multi-error sentences: scores from before that are not comparable with after.
     pairs = generate_pairs(5000, "heldout", seed=1)
     text = "\n".join(f"{p.source}\t{p.target}\t{p.kind}\t{p.error_type}" for p in pairs)
-    assert hashlib.sha256(text.encode()).hexdigest() == "7770da0bb92e93075c475b317b962d3a44ad6abe18d84bf0f9ac26a61e1aacc4"
+    assert hashlib.sha256(text.encode()).hexdigest() == "482b7270ea2e3452e724b22e460c98e5175508b308babd6320344f4d627b5af5"
