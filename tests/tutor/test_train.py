@@ -16,7 +16,7 @@ def tok():
 
 def test_length_grouped_batches_are_full_and_cut_padding(tok) -> None:
     pool = generate_pairs(2000, "train", seed=0)
-    cfg = TrainConfig(batch_size=32, length_group=8, bpe_dropout=0.0)
+    cfg = TrainConfig(batch_size=32, length_group=16, bpe_dropout=0.0)  # the recipe's grouping
     batches = length_grouped_batches(tok, pool, cfg, random.Random(0))
     grouped = [next(batches) for _ in range(16)]
     assert all(len(b) == 32 for b in grouped)
@@ -39,7 +39,8 @@ def test_config_rejects_nonsense() -> None:
 
 def test_tutor_scores_count_what_the_guard_returns() -> None:
     from tests.tutor.test_agent import FakeGenerator
-    from miniserve.tutor.train import evaluate, evaluate_tutor
+    from miniserve.tutor.evaluate import score, single_case
+    from miniserve.tutor.train import evaluate
 
     pairs = generate_pairs(300, "heldout", seed=1)
     oracle = {p.source: p.target for p in pairs}
@@ -50,10 +51,11 @@ def test_tutor_scores_count_what_the_guard_returns() -> None:
 
     gen = FakeGenerator(rule)
     gen.fits = lambda s: True  # every held-out sentence reaches the fake, whatever its length
-    raw, tutor = evaluate(gen, pairs), evaluate_tutor(gen, pairs)
+    raw, scored = evaluate(gen, pairs), score(gen, [single_case(p) for p in pairs])
     assert raw["error_exact"] == 1.0 and raw["correct_exact"] == 0.0
+    assert scored["kind: error"]["raw"] == 1.0 and scored["kind: correct"]["raw"] == 0.0  # the same raw scores
     # the guard rejects a rewrite that touches no covered verb form: the learner gets the sentence back unchanged
-    assert tutor["correct_exact"] == 1.0 and tutor["ood_exact"] == 1.0 and tutor["error_exact"] == 1.0
+    assert all(scored[f"kind: {k}"]["tutor"] == 1.0 for k in ("correct", "ood", "error"))
 
 
 def test_train_config_refuses_an_impossible_correct_share_before_training() -> None:
