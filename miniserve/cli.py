@@ -6,9 +6,10 @@ Modules are imported inside each command so that `miniserve --help` stays fast (
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Sequence
 
-from miniserve.server.config import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_URL  # cheap: no torch
+from miniserve.server.config import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_URL, MODES, ServerConfig  # cheap: no torch
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -45,6 +46,10 @@ def _report(args: argparse.Namespace) -> int:
     from miniserve.lab.report import run_report
 
     return run_report(args)
+
+
+def _config_default(name: str) -> object:
+    return next(f.default for f in dataclasses.fields(ServerConfig) if f.name == name)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,12 +91,20 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_correct)
 
     s = sub.add_parser("serve", help="serve POST /correct with uvicorn")
-    s.add_argument("--mode", choices=["unbatched", "static"], default=None)
-    s.add_argument("--max-batch", type=int, default=None)
-    s.add_argument("--max-wait-ms", type=float, default=None)
-    s.add_argument("--max-queue", type=int, default=None)
+    s.add_argument("--mode", choices=MODES, default=None)
+    s.add_argument("--max-batch", type=int, default=None, help="static: requests per batch")
+    s.add_argument("--max-wait-ms", type=float, default=None, help="static: a batch closes this long after its first")
+    s.add_argument("--max-queue", type=int, default=None,
+                   help="static: requests waiting for a batch; continuous: sentences waiting for a row (503 beyond)")
     s.add_argument("--workers", type=int, default=None,
-                   help="model calls at once: unbatched requests, or static batches (default per mode)")
+                   help="model calls at once: unbatched requests, or static batches (default per mode; "
+                        "continuous: 1)")
+    s.add_argument("--max-running", type=int, default=None,
+                   help="continuous: sentences decoding together, one KV-cache row each (default "
+                        f"{_config_default('max_running')})")
+    s.add_argument("--max-prefill-tokens", type=int, default=None,
+                   help="continuous: prompt tokens prefilled per step at most (default "
+                        f"{_config_default('max_prefill_tokens')})")
     s.add_argument("--torch-threads", type=int, default=None)
     s.add_argument("--max-inflight", type=int, default=None, help="unbatched: accepted requests before 503")
     s.add_argument("--request-timeout-s", type=float, default=None, help="per-request deadline (504 past it)")
@@ -112,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     lt.add_argument("--calibrate", action="store_true", help="measure the generator's own ceiling on /noop")
     lt.add_argument("--json", action="store_true", help="print the summary as JSON")
     lt.add_argument("--records", default=None, help="write raw per-request records (JSON lines) here")
+    lt.add_argument("--payloads", default=None,
+                    help="payload set to send, in order and cycled (e.g. bench/payloads/lab03.json, a JSON list of "
+                         "request bodies, or JSON lines); latencies are also split by its length classes "
+                         "(default: 200 held-out sentences)")
     lt.add_argument("--client", choices=["aiohttp", "httpx"], default="aiohttp",
                     help="HTTP client (aiohttp: the only one whose calibrated ceiling is >= 10x the server)")
     lt.add_argument("--seed", type=int, default=0, help="open loop: seed of the Poisson arrivals")

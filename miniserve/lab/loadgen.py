@@ -14,11 +14,13 @@ import ipaddress
 import json
 import math
 import random
+import re
 import socket
 import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -43,6 +45,7 @@ class RequestRecord:
     sent_s: float  # when it actually started, same clock; sent_s - scheduled_s is the generator's own lag
     latency_s: float  # from scheduled_s to the end of the response, so a late send is charged to latency
     status: int  # HTTP status; 0 = transport error, timeout, or not sent (open loop over its outstanding cap)
+    payload: int = -1  # index of the payload sent (into the run's payload list), so results can be split by it
 
 
 @dataclass(slots=True)
@@ -108,6 +111,73 @@ def summarize(records: list[RequestRecord], wall_s: float | None = None) -> Summ
                    throughput_rps=len(ok) / wall_s if wall_s > 0 else 0.0, p50_ms=_percentile(ok, 0.50),
                    p95_ms=_percentile(ok, 0.95), p99_ms=_percentile(ok, 0.99), max_ms=ok[-1] if ok else math.nan,
                    mean_ms=sum(ok) / len(ok) if ok else math.nan, send_lag_p99_ms=_percentile(lag, 0.99))
+
+
+def summarize_by_class(records: list[RequestRecord], classes: list[str]) -> dict[str, Summary]:
+    """The run split by its payloads' classes (e.g. short / long): classes[i] is payload i's. Each part keeps the
+    run's wall time, so its throughput is that class's share of the run's."""
+    wall_s = max((r.scheduled_s + r.latency_s for r in records), default=0.0)
+    parts: dict[str, list[RequestRecord]] = {}
+    for r in records:
+        parts.setdefault(classes[r.payload] if 0 <= r.payload < len(classes) else "unknown", []).append(r)
+    return {k: summarize(v, wall_s) for k, v in sorted(parts.items())}
+
+
+_GAUGE_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)[ \t]+(\S+)", re.MULTILINE)
+
+
+def read_gauges(metrics_text: str, names: tuple[str, ...]) -> dict[str, float | None]:
+    """The unlabelled samples `names` from Prometheus text, by a cheap scan (this runs 10 times a second during a
+    run); a name not exposed is None."""
+    found = {m.group(1): m.group(2) for m in _GAUGE_LINE.finditer(metrics_text) if m.group(1) in names}
+    out: dict[str, float | None] = {}
+    for name in names:
+        try:
+            out[name] = float(found[name])
+        except (KeyError, ValueError):
+            out[name] = None
+    return out
+
+
+async def sample_gauges(base_url: str, names: tuple[str, ...], interval_s: float, stop: asyncio.Event,
+                        timeout_s: float = 2.0) -> dict[str, list]:
+    """GET /metrics every interval_s (on a fixed schedule, so no drift) until `stop` is set: {"t_s": [...], name:
+    [...]} with t_s counted from the first scrape. A failed scrape records None for every name."""
+    url = _endpoint(base_url, "/metrics", force=True)
+    out: dict[str, list] = {"t_s": [], **{n: [] for n in names}}
+    t0 = time.perf_counter()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
+        k = 0
+        while not stop.is_set():
+            t = time.perf_counter() - t0
+            try:
+                async with session.get(url) as response:
+                    values = read_gauges(await response.text(), names) if response.status == 200 else {}
+            except Exception:  # noqa: BLE001 - a missed sample is a gap in the figure, not a failed run
+                values = {}
+            out["t_s"].append(round(t, 3))
+            for n in names:
+                out[n].append(values.get(n))
+            k += 1
+            try:
+                await asyncio.wait_for(stop.wait(), max(0.0, t0 + k * interval_s - time.perf_counter()))
+            except asyncio.TimeoutError:
+                pass
+    return out
+
+
+async def with_gauge_samples(run: Any, base_url: str, names: tuple[str, ...],
+                             interval_s: float = 0.1) -> tuple[Any, dict[str, list]]:
+    """Await the load coroutine `run` while sampling the server's gauges; (its result, the samples)."""
+    _check(interval_s=interval_s)
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(sample_gauges(base_url, names, interval_s, stop))
+    try:
+        result = await run
+    finally:
+        stop.set()
+        samples = await sampler
+    return result, samples
 
 
 def default_payloads() -> list[dict]:
@@ -208,7 +278,7 @@ def _check(**positive: float) -> None:
 
 
 async def _timed(backend: _Aiohttp | _Httpx, slot: int, body: bytes, scheduled_s: float | None, t0: float,
-                 records: list[RequestRecord]) -> None:
+                 records: list[RequestRecord], payload: int = -1) -> None:
     sent_s = time.perf_counter() - t0
     due_s = sent_s if scheduled_s is None else scheduled_s
     status = 0
@@ -217,7 +287,7 @@ async def _timed(backend: _Aiohttp | _Httpx, slot: int, body: bytes, scheduled_s
     except Exception:  # noqa: BLE001 - a refused, reset or timed-out request is data (status 0), not a crash
         pass
     finally:  # also when cancelled by the run's hard timeout: the request is recorded as failed
-        records.append(RequestRecord(due_s, sent_s, time.perf_counter() - t0 - due_s, status))
+        records.append(RequestRecord(due_s, sent_s, time.perf_counter() - t0 - due_s, status, payload))
 
 
 async def _settle(tasks: set[asyncio.Task], timeout_s: float) -> None:
@@ -241,7 +311,7 @@ async def run_closed_loop(url: str, concurrency: int, total: int, *, timeout_s: 
         nonlocal next_i
         while next_i < total and time.perf_counter() - t0 < max_wall_s:
             i, next_i = next_i, next_i + 1
-            await _timed(backend, slot, bodies[i % len(bodies)], None, t0, records)
+            await _timed(backend, slot, bodies[i % len(bodies)], None, t0, records, i % len(bodies))
 
     try:
         await _settle({asyncio.create_task(worker(s)) for s in range(min(concurrency, total))}, max_wall_s + timeout_s)
@@ -279,9 +349,11 @@ async def run_open_loop(url: str, rate_rps: float, duration_s: float, *, seed: i
         for j, due_s in enumerate(arrivals):
             await asyncio.sleep(max(0.0, t0 + due_s - time.perf_counter()))  # sleep(0) still lets sends run
             if len(inflight) >= cap:  # not sent: counted as failed at once rather than sent late
-                records.append(RequestRecord(due_s, now_s := time.perf_counter() - t0, now_s - due_s, 0))
+                records.append(RequestRecord(due_s, now_s := time.perf_counter() - t0, now_s - due_s, 0,
+                                             j % len(bodies)))
                 continue
-            task = asyncio.create_task(_timed(backend, j, bodies[j % len(bodies)], due_s, t0, records))
+            task = asyncio.create_task(_timed(backend, j, bodies[j % len(bodies)], due_s, t0, records,
+                                              j % len(bodies)))
             inflight.add(task)
             task.add_done_callback(inflight.discard)
         await _settle(set(inflight), timeout_s)
@@ -305,7 +377,12 @@ def run_loadtest(args: argparse.Namespace) -> int:
     if open_loop and not args.calibrate and (args.rate is None or args.duration is None):
         print("miniserve loadtest: error: an open loop needs both --rate and --duration", file=sys.stderr)
         return 2
+    workload = None
     try:  # usage errors first, then whether anything listens: a wrong flag is not a missing server
+        if getattr(args, "payloads", None) and not args.calibrate:
+            from miniserve.lab.workloads import load_workload
+
+            workload = load_workload(args.payloads)  # WorkloadError is a ValueError: a usage error
         if args.calibrate:
             _check(concurrency=args.concurrency, calibrate_total=args.calibrate_total)
         elif open_loop:
@@ -324,11 +401,15 @@ def run_loadtest(args: argparse.Namespace) -> int:
         run = calibrate(args.url, args.concurrency, args.calibrate_total, client=c)
     elif open_loop:
         what = f"open loop: {c}, Poisson {args.rate} req/s for {args.duration} s, seed {args.seed}"
-        run = run_open_loop(args.url, args.rate, args.duration, seed=args.seed, timeout_s=args.timeout, client=c)
+        run = run_open_loop(args.url, args.rate, args.duration, seed=args.seed, timeout_s=args.timeout, client=c,
+                            payloads=workload.bodies if workload else None)
     else:
         what = f"closed loop: {c}, concurrency {args.concurrency}, {args.total} requests"
         run = run_closed_loop(args.url, args.concurrency, args.total, timeout_s=args.timeout, client=c,
-                              max_wall_s=args.max_wall)
+                              max_wall_s=args.max_wall, payloads=workload.bodies if workload else None)
+    if workload is not None:
+        counts = ", ".join(f"{k} {v}" for k, v in workload.counts().items())
+        what += f", payloads {workload.name} ({len(workload.payloads)}: {counts})"
     try:
         result = _run(run)
     except ValueError as e:
@@ -349,6 +430,19 @@ def run_loadtest(args: argparse.Namespace) -> int:
     succeeded = bool(summary.by_status.get(200))
     if not succeeded:
         out["failure"] = summary.failure_reason()  # the text already says it in place of the latency line
-    text = "\n".join([f"{what} -> {args.url}", summary.as_text(), *notes])
+    split = []
+    if workload is not None and records is not None and set(workload.classes) != {"unknown"}:
+        parts = summarize_by_class(records, workload.classes)
+        out["by_class"] = {k: v.to_dict() for k, v in parts.items()}
+        split = [_class_line(k, v) for k, v in parts.items()]
+    text = "\n".join([f"{what} -> {args.url}", summary.as_text(), *split, *notes])
     print(json.dumps({**out, "notes": notes}) if args.json else text)
     return 0 if succeeded else 1
+
+
+def _class_line(name: str, s: Summary) -> str:
+    statuses = ", ".join(f"{k}: {v}" for k, v in sorted(s.by_status.items())) or "none"
+    if not s.by_status.get(200):
+        return f"  {name}: {s.count} requests (status {statuses}), none succeeded"
+    return (f"  {name}: {s.count} requests (status {statuses})   p50 {s.p50_ms:.1f}   p95 {s.p95_ms:.1f}   "
+            f"p99 {s.p99_ms:.1f} ms")

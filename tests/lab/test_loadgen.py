@@ -275,7 +275,7 @@ def test_cli_closed_loop_json_and_records(server: str, tmp_path: Path, capsys: p
     summary = json.loads(capsys.readouterr().out)
     assert summary["count"] == 50 and summary["by_status"] == {"200": 50} and summary["p95_ms"] > 0
     lines = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(lines) == 50 and set(lines[0]) == {"scheduled_s", "sent_s", "latency_s", "status"}
+    assert len(lines) == 50 and set(lines[0]) == {"scheduled_s", "sent_s", "latency_s", "status", "payload"}
 
 
 def test_cli_open_loop_text_and_calibrate(server: str, capsys: pytest.CaptureFixture[str]) -> None:
