@@ -30,6 +30,22 @@ def small() -> list[dict]:
     return workloads.lab03_payloads(SMALL)
 
 
+def test_the_committed_lab03_file_is_what_the_generator_gives() -> None:
+    committed = workloads.LAB03_FILE.read_text(encoding="utf-8")
+    regenerated = workloads.render("lab03", workloads.Lab03Spec(), workloads.lab03_payloads(workloads.Lab03Spec()))
+    assert committed == regenerated, "regenerate it: python -m miniserve.lab.workloads lab03"
+
+
+def test_the_committed_lab03_file_is_the_labs_mix() -> None:
+    w = workloads.load_workload(workloads.LAB03_FILE)
+    assert w.name == "lab03" and len(w.payloads) == 400
+    assert w.counts() == {"short": 280, "long": 120}
+    shapes = Counter(p["shape"] for p in w.payloads)
+    assert shapes == {"single": 280, "multi_clause": 60, "multi_sentence": 60}
+    header = json.loads(workloads.LAB03_FILE.read_text(encoding="utf-8"))
+    assert header["counts"] == {"short": 280, "long": 120} and header["generator"]["seed"] == 0
+
+
 def test_generation_is_deterministic_and_seeded(small: list[dict]) -> None:
     assert workloads.lab03_payloads(SMALL) == small
     other = workloads.lab03_payloads(workloads.Lab03Spec(n=60, seed=1, pool=4000))
