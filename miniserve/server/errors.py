@@ -50,7 +50,7 @@ ERROR_TABLE: dict[type[BaseException], tuple[int, str, str]] = {
     ServerShuttingDown: (503, "shutting_down", "the server is shutting down; retry on another instance"),
     batching_errors.ShuttingDown: (503, "shutting_down", "the server is shutting down; retry on another instance"),
     DeadlinePassed: (504, "deadline_exceeded", "the request could not be answered within its deadline"),
-    batching_errors.DeadlineExceeded: (504, "deadline_exceeded", "the request waited in the queue past its deadline"),
+    batching_errors.DeadlineExceeded: (504, "deadline_exceeded", "the request was not answered within its deadline"),
 }
 # Errors the client should simply retry: tell it when.
 RETRY_AFTER_TYPES = frozenset({"overloaded", "not_ready"})

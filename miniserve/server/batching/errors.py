@@ -19,11 +19,13 @@ class ShuttingDown(SchedulerError):
 
 
 class DeadlineExceeded(SchedulerError):
-    """The request was still waiting in the queue when its deadline passed; it was never run (-> 504)."""
+    """The request's deadline passed before its answer was ready (-> 504): still waiting in the queue (it never
+    ran), or, in continuous batching, while its row was running (the row is released at the next step)."""
 
 
 class BatchFailed(SchedulerError):
-    """batch_fn raised (or returned the wrong number of results) for the batch this request was in (-> 500)."""
+    """The model failed on this request's work (-> 500): batch_fn raised (or returned the wrong number of results)
+    for its batch, or the continuous engine's prefill or decode step holding its row raised."""
 
     def __init__(self, message: str, cause: BaseException) -> None:
         super().__init__(message)
