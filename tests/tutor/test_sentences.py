@@ -50,6 +50,9 @@ ONE_SENTENCE = [
     "She said \u201cGo!\u201d and left.",
     "no punctuation at all here",
     "They runned , and we walked .",
+    "Ms. Nowak goed home.",  # sentencex cuts after "Ms." and "Mt.": the wrapper does not
+    "We climbed Mt. Everest in May.",
+    "I met Capt. Ahab and Lt. Dan.",
 ]
 
 
