@@ -1,16 +1,22 @@
 """Offline model throughput: the physical limit the server is compared against (no HTTP, no queueing).
 
-`correct_batch` at batch 1..32 runs the fixed max_new_tokens for every member (by design); `correct` at batch 1
-stops at end-of-sequence. requests/s = batch size / median time of one call.
+`correct_batch` at batch 1..32 runs until its longest member's budget is spent (by design: a static batch pays for
+its longest member); `correct` at batch 1 stops at end-of-sequence. requests/s = batch size / median time of one call.
+`decode_step` is one decode step of the model at batch 1/8/32 with a typical prompt in the cache: the per-token cost
+every serving mode pays. MINISERVE_WEIGHTS_DIR benchmarks another checkpoint (to compare two side by side).
 """
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
-from miniserve.tutor.agent import GrammarTutorAgent
 from miniserve.lab.loadgen import default_payloads
+from miniserve.tutor.agent import GrammarTutorAgent
+from miniserve.tutor.generate import Generator, decode_one_token, prefill
+from miniserve.tutor.memory import LearnerMemory
 
 BATCH_SIZES = [1, 2, 4, 8, 16, 32]
 # On 2 cores, intra-op threads help large matmuls and hurt tiny ones; the servers pick per mode from these numbers.
@@ -27,7 +33,7 @@ def torch_threads(request):
 
 @pytest.fixture(scope="module")
 def agent() -> GrammarTutorAgent:
-    return GrammarTutorAgent.load_default(db_path=":memory:")
+    return GrammarTutorAgent(Generator.load(os.environ.get("MINISERVE_WEIGHTS_DIR")), LearnerMemory(":memory:"))
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +64,25 @@ def test_correct_throughput(benchmark, agent, sentences: list[str], torch_thread
     result = benchmark.pedantic(lambda: agent.correct(sentences[next(it) % len(sentences)]), rounds=64, warmup_rounds=2)
     assert result.text
     _record(benchmark, 1, "correct", torch_threads)
+
+
+@pytest.mark.parametrize("batch", [1, 8, 32])
+def test_decode_step(benchmark, agent, sentences: list[str], batch: int, torch_threads: int) -> None:
+    """One decode step for `batch` rows whose cache holds the payloads' median prompt (the same slot is rewritten
+    each round, so every round does the same work)."""
+    gen = agent.generator
+    prompts = sorted(len(gen.prompt_ids(s)) for s in sentences)
+    T = prompts[len(prompts) // 2]  # (median prompt, in tokens)
+    with torch.inference_mode():
+        idx = torch.randint(4, gen.tok.vocab_size, (batch, T))  # (B, T): token ids do not change the cost
+        pos = torch.arange(T).expand(batch, T)  # (B, T)
+        key_ok = torch.ones(batch, T + 1, dtype=torch.bool)  # (B, L)
+        caches = gen.model.new_caches(batch, T + 1)
+        tok = prefill(gen.model, idx, pos, key_ok, caches).argmax(-1)[:, None]  # (B, 1)
+        next_pos = torch.full((batch, 1), T)  # (B, 1)
+    benchmark.pedantic(decode_one_token, args=(gen.model, tok, next_pos, key_ok, T, caches), rounds=200,
+                       warmup_rounds=10)
+    median_s = benchmark.stats.stats.median
+    benchmark.group = "offline-decode_step"
+    benchmark.extra_info.update(kind="decode_step", batch_size=batch, torch_threads=torch_threads, prompt_tokens=T,
+                                ms_per_step=round(median_s * 1e3, 3), ms_per_token=round(median_s * 1e3 / batch, 4))
