@@ -15,8 +15,8 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
 
-Mode = Literal["unbatched", "static"]
-MODES: tuple[str, ...] = ("unbatched", "static")
+Mode = Literal["unbatched", "static", "continuous"]
+MODES: tuple[str, ...] = ("unbatched", "static", "continuous")
 
 # Measured on 2 cores shared with the load generator (closed loop c=50, 500 requests; bench/test_server_tuning.py
 # re-measures these in every sweep):
@@ -29,9 +29,12 @@ MODES: tuple[str, ...] = ("unbatched", "static")
 #   (16, 20) 173.4 -> 271.0 | (32, 50) 228.6 -> 281.6; max_batch=1: 51.7 -> 50.3. Two model calls at once let one
 #   run kernels while the other holds the GIL for Python work, for single requests and batches alike; 4 only add
 #   contention. Both modes therefore run the same executor (2 calls at once), and differ only in batching.
-DEFAULT_TORCH_THREADS: dict[str, int] = {"unbatched": 1, "static": 1}
+# Continuous: not measured yet; one thread like the others (it cannot collapse when another process holds a core,
+# and the event loop, which feeds the engine between steps, keeps the second core).
+DEFAULT_TORCH_THREADS: dict[str, int] = {"unbatched": 1, "static": 1, "continuous": 1}
 # Model calls running at once: unbatched requests, or static batches (each its own engine loop over one queue).
-DEFAULT_WORKERS: dict[str, int] = {"unbatched": 2, "static": 2}
+# Continuous batching runs one engine loop over one KV cache: its concurrency is max_running rows, not workers.
+DEFAULT_WORKERS: dict[str, int] = {"unbatched": 2, "static": 2, "continuous": 1}
 
 
 @dataclass(slots=True)
@@ -40,8 +43,12 @@ class ServerConfig:
     # static mode: a batch closes at max_batch requests or max_wait_ms after its first request arrived
     max_batch: int = 8
     max_wait_ms: float = 20.0
-    max_queue: int = 256  # static: requests waiting for a batch; beyond it -> 503
+    max_queue: int = 256  # static: requests waiting for a batch; continuous: sentences waiting for a row; beyond -> 503
     workers: int | None = None  # model calls at once (unbatched: requests, static: batches); None: DEFAULT_WORKERS
+    # continuous mode: max_running sentences decode together, one KV-cache row each (reserved at start-up); one
+    # iteration prefills arrivals of at most max_prefill_tokens prompt tokens (a free row always takes the head)
+    max_running: int = 32
+    max_prefill_tokens: int = 512
     # unbatched mode
     max_inflight: int = 256  # accepted /correct requests (queued in the pool + running); beyond it -> 503
     torch_threads: int | None = None  # None: DEFAULT_TORCH_THREADS[mode]
@@ -57,12 +64,17 @@ class ServerConfig:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.workers is None:
             self.workers = DEFAULT_WORKERS[self.mode]
-        for name in ("max_batch", "max_queue", "workers", "max_inflight", "max_body_bytes"):
+        for name in ("max_batch", "max_queue", "workers", "max_inflight", "max_body_bytes", "max_running",
+                     "max_prefill_tokens"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.mode == "static" and self.max_queue < self.max_batch:
             # a queue shorter than a batch could never fill one: every batch would wait the full max_wait
             raise ValueError(f"max_queue ({self.max_queue}) must be >= max_batch ({self.max_batch}) in static mode")
+        if self.mode == "continuous" and self.workers != 1:
+            # one engine loop owns the KV cache; a second would need its own cache and split the rows
+            raise ValueError(f"workers must be 1 in continuous mode (one engine loop; its concurrency is "
+                             f"max_running={self.max_running} rows), got {self.workers}")
         if self.max_wait_ms < 0:
             raise ValueError(f"max_wait_ms must be >= 0, got {self.max_wait_ms}")
         if self.request_timeout_s <= 0:
@@ -80,8 +92,8 @@ class ServerConfig:
 
     @property
     def admission_bound(self) -> int:
-        """How many /correct requests may wait for the model before new ones get 503."""
-        return self.max_queue if self.mode == "static" else self.max_inflight
+        """How many /correct requests (continuous: sentences) may wait for the model before new ones get 503."""
+        return self.max_queue if self.mode in ("static", "continuous") else self.max_inflight
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ServerConfig:

@@ -16,8 +16,8 @@ from miniserve.server.config import DEFAULT_HOST, DEFAULT_PORT, ServerConfig
 log = logging.getLogger("miniserve.server.serve")
 
 # cli flag (argparse dest) -> ServerConfig field; a flag left at None keeps the env/default value.
-FLAG_FIELDS = ("mode", "max_batch", "max_wait_ms", "max_queue", "workers", "max_inflight", "torch_threads",
-               "request_timeout_s")
+FLAG_FIELDS = ("mode", "max_batch", "max_wait_ms", "max_queue", "workers", "max_inflight", "max_running",
+               "max_prefill_tokens", "torch_threads", "request_timeout_s")
 # uvicorn's own exit code when the app failed to start (e.g. the model did not load).
 STARTUP_FAILURE = 3
 # Every request ends by its deadline (504), so whatever still runs this long after it is stuck: cancel, don't hang.

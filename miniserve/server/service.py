@@ -1,7 +1,8 @@
 """The model behind the routes: one runner per mode, readiness, deadlines, and client-disconnect handling.
 
-Routes (app.py) stay thin: they parse, call `Service.answer`, and serialize. Both runners expose the same small
-surface (run / depth / load / start / shutdown), so nothing outside this file branches on the mode.
+Routes (app.py) stay thin: they parse, call `Service.answer`, and serialize. Every runner exposes the same small
+surface (run / depth / load / start / shutdown), so nothing outside this file branches on the mode. The continuous
+runner lives in continuous_runner.py.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 from starlette.types import Receive
 
 from miniserve.server.config import ServerConfig
+from miniserve.server.continuous_runner import ContinuousRunner
 from miniserve.server.errors import ClientGone, DeadlinePassed, ModelFailed, NotReady, Overloaded, ServerShuttingDown
 from miniserve.server.metrics import Metrics
 from miniserve.server.payload import CorrectRequest
@@ -158,6 +160,7 @@ def default_agent_factory(config: ServerConfig) -> Any:
 MODE_SETTINGS: dict[str, tuple[str, ...]] = {
     "static": ("workers", "max_batch", "max_wait_ms", "max_queue"),
     "unbatched": ("workers", "max_inflight"),
+    "continuous": ("max_running", "max_queue", "max_prefill_tokens"),
 }
 
 
@@ -224,6 +227,8 @@ class Service:
         runner: Runner
         if cfg.mode == "static":
             runner = StaticRunner(self.agent, cfg, self.metrics.observe_batch)
+        elif cfg.mode == "continuous":
+            runner = ContinuousRunner(self.agent, cfg, self.metrics)
         else:
             runner = UnbatchedRunner(self.agent, cfg.workers, cfg.max_inflight, self.metrics.observe_batch)
         await runner.start()
