@@ -140,7 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("report", help="write the experiment folder from a pytest-benchmark JSON")
     r.add_argument("benchmark_json")
-    r.add_argument("--out", default=None, help="experiment folder (default: experiments/<date>-phase-33-lab-02)")
+    r.add_argument("--out", default=None, help="experiment folder (default: experiments/<date>-phase-33-lab-NN, "
+                   "the lab read from the JSON; a JSON of both labs writes both folders)")
+    r.add_argument("--lab", choices=["02", "03"], default=None,
+                   help="report only this lab's records (needed with --out when the JSON holds both labs)")
     r.set_defaults(func=_report)
     return p
 

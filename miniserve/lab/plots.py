@@ -25,9 +25,9 @@ from matplotlib.transforms import Bbox
 
 from miniserve.lab.results import ConfigResult, LoopResult, Spread, SweepConfig, SweepResults
 
-# One colour per configuration (SweepConfig.key), the same in every figure, so "red is max_batch 8" learnt in one
-# plot holds in the next. The lab's configurations (results.LAB_CONFIGS) are fixed here; any other configuration
-# (a quick sweep's own list) takes the next spare colour in sweep order.
+# One colour per configuration (SweepConfig.key), the same in every figure and both labs, so "red is max_batch 8"
+# learnt in one plot holds in the next. The labs' configurations (results.LAB_CONFIGS, results_lab03.LAB03_CONFIGS)
+# are fixed here; any other configuration (a quick sweep's own list) takes the next spare colour in sweep order.
 CONFIG_COLORS = {
     "baseline": "black",
     "static-1-0": "tab:blue",
@@ -37,6 +37,11 @@ CONFIG_COLORS = {
     "static-16-20": "tab:purple",
     "static-32-50": "tab:brown",
     "static-64-50": "tab:cyan",
+    # lab 03's continuous configurations: greens, darker with more rows (its static ones keep lab 02's colours)
+    "continuous-8": "#74c476",
+    "continuous-16": "#31a354",
+    "continuous-32": "#006d2c",
+    "continuous-64": "#00441b",
 }
 SPARE_COLORS = ("tab:pink", "tab:olive", "navy", "goldenrod", "teal", "indigo")
 BAND_COLOR = "0.55"  # the baseline's min-max band: grey, drawn light, so labels and lines stay readable over it

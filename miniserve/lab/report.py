@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from miniserve.lab import criteria
-from miniserve.lab.results import ConfigResult, Spread, SweepResults
+from miniserve.lab.results import LAB_02, LAB_03, ConfigResult, Spread, SweepResults, labs_in, split_by_lab
 
 EXPERIMENT = "phase-33-lab-02"
 FILES = ("batch_sweep.csv", "open_loop_by_load.csv", "throughput_vs_batch.png", "p95_vs_batch.png",
@@ -52,7 +52,11 @@ def default_experiment_dir(benchmark_json: dict[str, Any], root: str | Path = "e
     quick check is never mistaken for the lab's deliverable), with -2, -3, … when that folder already exists."""
     results = SweepResults.from_benchmark_json(benchmark_json)
     suffix = "" if results.params.is_lab_default() else "-quick"
-    base = Path(root) / f"{sweep_datetime(benchmark_json):%Y-%m-%d}-{EXPERIMENT}{suffix}"
+    return next_free_dir(Path(root) / f"{sweep_datetime(benchmark_json):%Y-%m-%d}-{EXPERIMENT}{suffix}")
+
+
+def next_free_dir(base: Path) -> Path:
+    """base, or base-2, base-3, ... : the first that does not exist yet."""
     # A second sweep on the same day gets a new folder: committed results are never replaced by a later run.
     # (Regenerating a folder on purpose names it: `miniserve report <dir>/benchmark.json --out <dir>`.)
     n = 2
@@ -246,10 +250,49 @@ def run_report(args: argparse.Namespace) -> int:
         print("miniserve report: the figures need matplotlib; install the lab's extra: pip install 'miniserve[lab]'",
               file=sys.stderr)
         return 2
-    out = write_experiment(data, args.out)
-    print(f"wrote {out}")
-    print("\n".join(verdict_lines(json.loads((out / "manifest.json").read_text(encoding="utf-8")))))
+    labs = labs_in(data)
+    wanted = getattr(args, "lab", None)
+    if wanted and wanted not in labs:
+        print(f"miniserve report: {args.benchmark_json} holds no lab-{wanted} records (it holds "
+              f"{', '.join(f'lab {x}' for x in labs) or 'none'})", file=sys.stderr)
+        return 2
+    if not wanted and len(labs) > 1 and args.out:
+        print(f"miniserve report: {args.benchmark_json} holds both labs' records; pick the one --out is for with "
+              "--lab 02 or --lab 03 (without --out, each lab gets its own folder under experiments/)",
+              file=sys.stderr)
+        return 2
+    docs = split_by_lab(data)
+    for lab in [wanted] if wanted else labs or [LAB_02]:
+        out = write_lab_experiment(lab, docs.get(lab, data), args.out)
+        print(f"wrote {out}")
+        print("\n".join(lab_summary_lines(lab, json.loads((out / "manifest.json").read_text(encoding="utf-8")))))
     return 0
+
+
+def write_lab_experiment(lab: str, benchmark_json: dict[str, Any], out_dir: str | Path | None = None,
+                         root: str | Path = "experiments") -> Path:
+    """The lab's experiment folder from a document of that lab's records (split_by_lab), at out_dir or the next
+    free default folder under root."""
+    if lab == LAB_03:
+        from miniserve.lab import report_lab03
+
+        target = out_dir if out_dir is not None else report_lab03.default_experiment_dir(benchmark_json, root)
+        return report_lab03.write_experiment(benchmark_json, target)
+    return write_experiment(benchmark_json, out_dir if out_dir is not None
+                            else default_experiment_dir(benchmark_json, root))
+
+
+def lab_summary_lines(lab: str, manifest: dict[str, Any]) -> list[str]:
+    """What the sweep and `miniserve report` print for a lab: one line per gated criterion, then (lab 03) the goals
+    reported beside them, then the outcome."""
+    lines = verdict_lines(manifest)
+    if lab == LAB_03:
+        from miniserve.lab.report_lab03 import goal_lines
+
+        goals = goal_lines(manifest)
+        if goals:
+            lines[-1:-1] = ["goals beyond the course (reported, not gated):", *goals]
+    return lines
 
 
 _OUTCOME_TEXT = {

@@ -21,17 +21,23 @@ from typing import Any
 LAB_CONFIGS = "baseline,1:0,2:10,4:10,8:20,16:20,32:50,64:50"
 KINDS = ("closed_loop", "open_loop", "calibration")
 BASELINE = "baseline"
+CONTINUOUS_PREFIX = "cont:"
 
 
 @dataclass(slots=True, frozen=True)
 class SweepConfig:
-    """One server configuration: the unbatched baseline, or static batching with (max_batch, max_wait_ms)."""
+    """One server configuration: the unbatched baseline, static batching with (max_batch, max_wait_ms), or
+    continuous batching with max_running rows (and optionally a prefill token budget per iteration; lab 03)."""
 
     mode: str
     max_batch: int | None = None
     max_wait_ms: float | None = None
+    max_running: int | None = None
+    max_prefill_tokens: int | None = None
 
     def __post_init__(self) -> None:
+        if self.mode != "continuous" and (self.max_running is not None or self.max_prefill_tokens is not None):
+            raise ValueError(f"max_running / max_prefill_tokens are continuous-mode settings, not {self.mode}'s")
         if self.mode == "unbatched":
             if self.max_batch is not None or self.max_wait_ms is not None:
                 raise ValueError("the unbatched baseline takes no max_batch / max_wait_ms")
@@ -40,15 +46,32 @@ class SweepConfig:
                 raise ValueError(f"static max_batch must be >= 1, got {self.max_batch}")
             if self.max_wait_ms is None or self.max_wait_ms < 0:
                 raise ValueError(f"static max_wait_ms must be >= 0, got {self.max_wait_ms}")
+        elif self.mode == "continuous":
+            if self.max_batch is not None or self.max_wait_ms is not None:
+                raise ValueError("continuous batching takes max_running, not max_batch / max_wait_ms")
+            if self.max_running is None or self.max_running < 1:
+                raise ValueError(f"continuous max_running must be >= 1, got {self.max_running}")
+            if self.max_prefill_tokens is not None and self.max_prefill_tokens < 1:
+                raise ValueError(f"continuous max_prefill_tokens must be >= 1, got {self.max_prefill_tokens}")
         else:
-            raise ValueError(f"mode must be 'unbatched' or 'static', got {self.mode!r}")
+            raise ValueError(f"mode must be 'unbatched', 'static' or 'continuous', got {self.mode!r}")
 
     @classmethod
     def parse(cls, token: str) -> SweepConfig:
-        """'baseline' or 'MAX_BATCH:MAX_WAIT_MS' (e.g. '8:20')."""
+        """'baseline', 'MAX_BATCH:MAX_WAIT_MS' (static, e.g. '8:20') or 'cont:MAX_RUNNING[:MAX_PREFILL_TOKENS]'
+        (continuous, e.g. 'cont:16')."""
         token = token.strip()
         if token == BASELINE:
             return cls("unbatched")
+        if token.startswith(CONTINUOUS_PREFIX):
+            rows, _, budget = token[len(CONTINUOUS_PREFIX):].partition(":")
+            try:
+                return cls("continuous", max_running=int(rows), max_prefill_tokens=int(budget) if budget else None)
+            except ValueError as e:
+                if "continuous" in str(e):
+                    raise
+                raise ValueError(f"bad continuous configuration {token!r}: use cont:MAX_RUNNING or "
+                                 "cont:MAX_RUNNING:MAX_PREFILL_TOKENS, e.g. cont:16") from None
         batch, sep, wait = token.partition(":")
         try:
             if not sep:
@@ -64,20 +87,46 @@ class SweepConfig:
         return self.mode == "unbatched"
 
     @property
+    def is_continuous(self) -> bool:
+        return self.mode == "continuous"
+
+    @property
+    def rows(self) -> int:
+        """Requests one model call can carry: max_batch (static), max_running (continuous), 1 (the baseline)."""
+        return self.max_batch or self.max_running or 1
+
+    @property
     def key(self) -> str:
-        """Stable id used in test ids, records, CSV rows: 'baseline' or 'static-8-20'."""
+        """Stable id used in test ids, records, CSV rows: 'baseline', 'static-8-20' or 'continuous-16'."""
+        if self.is_continuous:
+            budget = f"-p{self.max_prefill_tokens}" if self.max_prefill_tokens is not None else ""
+            return f"continuous-{self.max_running}{budget}"
         return BASELINE if self.is_baseline else f"static-{self.max_batch}-{self.max_wait_ms:g}"
+
+    @property
+    def token(self) -> str:
+        """The configuration as the command line writes it: 'baseline', '8:20', 'cont:16'."""
+        if self.is_continuous:
+            budget = f":{self.max_prefill_tokens}" if self.max_prefill_tokens is not None else ""
+            return f"{CONTINUOUS_PREFIX}{self.max_running}{budget}"
+        return BASELINE if self.is_baseline else f"{self.max_batch}:{self.max_wait_ms:g}"
 
     @property
     def label(self) -> str:
         """What a person reads in messages and legends."""
         if self.is_baseline:
             return "unbatched baseline"
+        if self.is_continuous:
+            budget = f", max_prefill_tokens={self.max_prefill_tokens}" if self.max_prefill_tokens is not None else ""
+            return f"continuous max_running={self.max_running}{budget}"
         return f"static max_batch={self.max_batch}, max_wait={self.max_wait_ms:g} ms"
 
     def server_args(self) -> list[str]:
         if self.is_baseline:
             return ["--mode", "unbatched"]
+        if self.is_continuous:
+            budget = [] if self.max_prefill_tokens is None else ["--max-prefill-tokens", str(self.max_prefill_tokens)]
+            return ["--mode", "continuous", "--max-running", str(self.max_running), *budget]
         return ["--mode", "static", "--max-batch", str(self.max_batch), "--max-wait-ms", f"{self.max_wait_ms:g}"]
 
 
@@ -85,6 +134,9 @@ def parse_configs(text: str) -> list[SweepConfig]:
     """Comma-separated configurations; the baseline must be among them and is moved first (it sets the open-loop
     rate of all the others, so it has to be measured before them)."""
     configs = [SweepConfig.parse(t) for t in text.split(",") if t.strip()]
+    if cont := [c.token for c in configs if c.is_continuous]:
+        raise ValueError(f"lab 02 sweeps the baseline and static batching; continuous configurations "
+                         f"({', '.join(cont)}) belong to lab 03 (--lab03-configs)")
     keys = [c.key for c in configs]
     if dup := sorted({k for k in keys if keys.count(k) > 1}):
         raise ValueError(f"duplicate sweep configurations: {', '.join(dup)}")
@@ -275,11 +327,14 @@ class SweepResults:
 
     @classmethod
     def from_benchmarks(cls, benchmarks: Iterable[Mapping[str, Any]], params: SweepParams) -> SweepResults:
-        """`benchmarks`: entries shaped like the benchmark JSON's (each with "extra_info"); others are ignored."""
+        """`benchmarks`: entries shaped like the benchmark JSON's (each with "extra_info"); others, and lab 03's, are
+        ignored."""
         rows = {c.key: ConfigResult(c) for c in params.config_list}
         calibration = None
         loops: dict[tuple[str, str, float | None], list[Mapping[str, Any]]] = {}
         for bench in benchmarks:
+            if benchmark_lab(bench) != LAB_02:  # a session of both labs: lab 03's records are its own
+                continue
             info = bench.get("extra_info") or {}
             kind = info.get("kind")
             if kind == "calibration":
@@ -369,3 +424,46 @@ def stale_reason(data: Mapping[str, Any], head: str | None, max_age_h: float,
     if age_h > max_age_h:
         return f"it is {age_h:.1f} h old (limit --sweep-max-age-hours {max_age_h:g})"
     return None
+
+
+# -- which lab a benchmark record belongs to ---------------------------------------------------------------------------
+
+LAB_02, LAB_03 = "02", "03"
+LABS = (LAB_02, LAB_03)
+# machine_info["miniserve"] keys holding a lab's parameters: lab 02's predates lab 03, hence the plain "sweep"
+LAB_PARAMS_KEY = {LAB_02: "sweep", LAB_03: "lab03"}
+
+
+def benchmark_lab(entry: Mapping[str, Any]) -> str:
+    """Lab 03's records say so (extra_info["lab"] == "03"); everything else -- lab 02's sweep, its offline and
+    server-tuning benchmarks, and every JSON saved before lab 03 -- is lab 02's."""
+    return str((entry.get("extra_info") or {}).get("lab") or LAB_02)
+
+
+def labs_in(data: Mapping[str, Any]) -> list[str]:
+    """The labs a benchmark JSON holds records of, in lab order."""
+    found = {benchmark_lab(b) for b in data.get("benchmarks") or []}
+    return [lab for lab in LABS if lab in found]
+
+
+def split_by_lab(data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """One benchmark document per lab present: that lab's benchmarks and parameters only, everything else as is.
+    A document of one lab comes back unchanged (lab 02's reports stay byte for byte what they were)."""
+    labs = labs_in(data)
+    if len(labs) <= 1:
+        return {lab: dict(data) for lab in labs}
+    out = {}
+    for lab in labs:
+        doc = dict(data)
+        doc["benchmarks"] = [b for b in data.get("benchmarks") or [] if benchmark_lab(b) == lab]
+        machine = dict(data.get("machine_info") or {})
+        info = dict(machine.get("miniserve") or {})
+        for other in LABS:
+            if other != lab:
+                info.pop(LAB_PARAMS_KEY[other], None)
+                if other == LAB_03:
+                    info.pop("lab03_workload", None)
+        machine["miniserve"] = info
+        doc["machine_info"] = machine
+        out[lab] = doc
+    return out
