@@ -5,6 +5,11 @@ acceptance tests assert on the records the sweep left in the store (never on fil
 `pytest_sessionfinish` writes the experiment folder with miniserve.lab.report.write_experiment from the very JSON
 pytest-benchmark saved, so `miniserve report out.json` regenerates the same folder later.
 
+Two labs share the suite: lab 02 (static batching: bench/test_sweep.py and its offline and tuning benchmarks,
+test_acceptance/test_lab02.py) and lab 03 (continuous batching: the `*lab03*` modules). `--lab 02|03|all` picks;
+without it a session runs lab 02 as it always did, unless only lab-03 paths were given. A session of both labs
+writes one experiment folder per lab from the one benchmark JSON.
+
 Store records have the shape of the benchmark JSON's entries ({"name", "extra_info"}) and hold the same
 extra_info dicts, so acceptance in-session and the report from the JSON read identical data.
 """
@@ -12,6 +17,7 @@ extra_info dicts, so acceptance in-session and the report from the JSON read ide
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import os
 import platform
@@ -25,9 +31,11 @@ from typing import Any
 
 import pytest
 
-from miniserve.lab.results import LAB_CONFIGS, SweepParams, parse_loads
+from miniserve.lab.results import LAB_02, LAB_03, LAB_CONFIGS, LABS, SweepParams, benchmark_lab, parse_loads
+from miniserve.lab.results_lab03 import Lab03Params
 
 ACCEPTANCE_DIR = "test_acceptance"
+LAB_DIRS = ("bench", ACCEPTANCE_DIR)  # where the labs' modules live; tests/ is never selected by --lab
 PACKAGES = ("torch", "safetensors", "starlette", "uvicorn", "uvloop", "httptools", "aiohttp", "httpx",
             "prometheus-client", "numpy", "pytest", "pytest-benchmark", "matplotlib", "miniserve")
 
@@ -39,11 +47,16 @@ class SweepStore:
     baseline_rps: float | None = None  # the baseline's median closed-loop throughput, once measured
     server_pids: set[int] = field(default_factory=set)  # process-group leaders of running servers
     benchmark_json: dict[str, Any] | None = None  # what pytest-benchmark saved, when --benchmark-json was given
-    experiment_dir: Path | None = None
-    experiment_error: str | None = None
+    experiment_dirs: dict[str, Path] = field(default_factory=dict)  # by lab, once written
+    experiment_errors: dict[str, str] = field(default_factory=dict)  # by lab: why its folder could not be written
+    lab03: Lab03Params = field(default_factory=Lab03Params)
+    lab03_rate_base: tuple[str, float] | None = None  # (best static config, its median closed-loop req/s), once known
 
     def add(self, name: str, extra_info: dict[str, Any]) -> None:
         self.records.append({"name": name, "extra_info": extra_info})
+
+    def labs(self) -> set[str]:
+        return {benchmark_lab(r) for r in self.records}
 
     def open_loop_rate_rps(self, load: float) -> float | None:
         """The Poisson rate of an open-loop load (a fraction of the baseline's throughput), once that is measured."""
@@ -73,6 +86,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--sweep-json", default=None, help="acceptance only: judge this benchmark JSON instead of a sweep "
                 "run in this session (must be of the current commit and recent)")
     g.addoption("--sweep-max-age-hours", type=float, default=24.0, help="--sweep-json older than this is stale")
+    g.addoption("--lab", choices=("02", "03", "all"), default=None,
+                help="which lab's sweep and acceptance to run (default: lab 02, or lab 03 when only lab-03 paths are "
+                     "given, or the labs --sweep-json holds)")
+    d3 = Lab03Params()
+    g3 = parser.getgroup("miniserve lab 03", "lab-03 continuous-batching sweep (defaults are the lab's)")
+    g3.addoption("--lab03-concurrency", type=int, default=d3.concurrency, help="closed loop: concurrent clients")
+    g3.addoption("--lab03-total", type=int, default=d3.total, help="closed loop: requests per run")
+    g3.addoption("--lab03-runs", type=int, default=d3.runs, help="runs per configuration (closed and open loop)")
+    g3.addoption("--lab03-configs", default=d3.configs,
+                 help="'baseline', static MAX_BATCH:MAX_WAIT_MS and continuous cont:MAX_RUNNING, comma-separated")
+    g3.addoption("--lab03-open-loop-duration", type=float, default=d3.open_loop_duration_s,
+                 help="open loop: seconds per run")
+    g3.addoption("--lab03-open-loop-loads", default=",".join(f"{f:g}" for f in d3.open_loop_loads),
+                 help="open-loop rates as fractions of the best static configuration's closed-loop throughput, "
+                      "comma-separated; the p95 criterion is judged at the first")
+    g3.addoption("--lab03-payloads", default=d3.payloads, help="payload file (relative to the repository root)")
+    g3.addoption("--lab03-sample-interval", type=float, default=d3.sample_interval_s,
+                 help="seconds between /metrics samples during the sampled run")
+    g3.addoption("--lab03-calibration-total", type=int, default=d3.calibration_total,
+                 help="load-generator calibration requests on POST /noop")
+    g3.addoption("--lab03-experiment-dir", default=None, help="lab-03 experiment folder (default: experiments/"
+                 "<date>-phase-33-lab-03, -quick when the parameters are not the lab's)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -83,18 +118,58 @@ def pytest_configure(config: pytest.Config) -> None:
             open_loop_duration_s=config.getoption("open_loop_duration"),
             open_loop_loads=parse_loads(config.getoption("open_loop_loads")),
             calibration_total=config.getoption("calibration_total"))
+        lab03 = Lab03Params(
+            concurrency=config.getoption("lab03_concurrency"), total=config.getoption("lab03_total"),
+            runs=config.getoption("lab03_runs"), configs=config.getoption("lab03_configs"),
+            open_loop_duration_s=config.getoption("lab03_open_loop_duration"),
+            open_loop_loads=parse_loads(config.getoption("lab03_open_loop_loads")),
+            payloads=config.getoption("lab03_payloads"), sample_interval_s=config.getoption("lab03_sample_interval"),
+            calibration_total=config.getoption("lab03_calibration_total"))
     except ValueError as e:
         raise pytest.UsageError(f"sweep options: {e}") from None
-    store = SweepStore(params)
+    store = SweepStore(params, lab03=lab03)
     config.stash[SWEEP_STORE] = store
     atexit.register(kill_leftover_servers, store)  # last resort if the session dies without teardown
 
 
+def item_lab(item: pytest.Item, root: Path) -> str | None:
+    """The lab a sweep or acceptance item belongs to (lab 03's modules have 'lab03' in their name); None outside
+    bench/ and test_acceptance/ (unit tests belong to no lab and are never deselected)."""
+    if not any(root / d in item.path.parents for d in LAB_DIRS):
+        return None
+    return LAB_03 if "lab03" in item.path.name else LAB_02
+
+
+def selected_labs(config: pytest.Config, items: list[pytest.Item]) -> set[str]:
+    chosen = config.getoption("lab")
+    if chosen:
+        return set(LABS) if chosen == "all" else {chosen}
+    bench = config.rootpath / "bench"
+    measured = {item_lab(i, config.rootpath) for i in items if bench in i.path.parents}
+    if measured:  # lab 02 alone unless asked: `pytest bench test_acceptance` is what it always was
+        return {LAB_02} if LAB_02 in measured else measured - {None}
+    path = config.getoption("sweep_json")
+    if path:  # acceptance of a saved run: the labs it holds
+        from miniserve.lab.results import labs_in
+
+        try:
+            return set(labs_in(json.loads(Path(path).read_text(encoding="utf-8")))) or {LAB_02}
+        except (OSError, ValueError, AttributeError):
+            return {LAB_02}  # the acceptance tests then say what is wrong with the file
+    return {LAB_02}
+
+
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = config.rootpath
+    labs = selected_labs(config, items)
+    deselected = [i for i in items if item_lab(i, root) not in (None, *labs)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [i for i in items if item_lab(i, root) in (None, *labs)]
     # Acceptance judges what the sweep measured, so it runs after every benchmark whatever the order of the paths
-    # on the command line (stable sort: each group keeps its own order).
-    acceptance = config.rootpath / ACCEPTANCE_DIR
-    items.sort(key=lambda item: acceptance in item.path.parents)
+    # on the command line, and lab 02 before lab 03 (stable sort: each group keeps its own order).
+    acceptance = root / ACCEPTANCE_DIR
+    items.sort(key=lambda item: (acceptance in item.path.parents, item_lab(item, root) or ""))
 
 
 @pytest.fixture(scope="session")
@@ -173,12 +248,29 @@ def environment_info() -> dict[str, Any]:
             "model_sha256": model_sha256(), "weights_dir": str(weights_dir())}
 
 
+def workload_info(root: Path, payloads: str) -> dict[str, Any]:
+    """What lab 03 sent: the payload file, its hash and its length classes (the report's manifest names them)."""
+    from miniserve.lab.workloads import WorkloadError, load_workload
+
+    path = root / payloads
+    try:
+        w = load_workload(path)
+        return {"file": payloads, "name": w.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                "payloads": len(w.payloads), "counts": w.counts()}
+    except (OSError, WorkloadError) as e:
+        return {"file": payloads, "error": str(e)}
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, Any]) -> None:
     info = environment_info()
     store = config.stash[SWEEP_STORE]
-    if store.records:
+    labs = store.labs()
+    if LAB_02 in labs:
         info["sweep"] = store.params.to_dict()
+    if LAB_03 in labs:
+        info["lab03"] = store.lab03.to_dict()
+        info["lab03_workload"] = workload_info(config.rootpath, store.lab03.payloads)
     machine_info["miniserve"] = info
 
 
@@ -207,31 +299,40 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if store is None:
         return
     kill_leftover_servers(store)
-    if not store.records or config.getoption("no_experiment") or store.experiment_dir is not None:
+    if not store.records or config.getoption("no_experiment") or store.experiment_dirs or store.experiment_errors:
         return
-    from miniserve.lab.report import default_experiment_dir, write_experiment
+    from miniserve.lab.report import write_lab_experiment
+    from miniserve.lab.results import split_by_lab
 
     try:
-        data = store.benchmark_json or _session_json(config, store)
-        target = config.getoption("experiment_dir") or default_experiment_dir(data, config.rootpath / "experiments")
-        store.experiment_dir = write_experiment(data, target)
+        docs = split_by_lab(store.benchmark_json or _session_json(config, store))
     except Exception as e:  # noqa: BLE001 - a failed report must not hide the test results; it is shown below
-        store.experiment_error = f"{type(e).__name__}: {e}"
+        store.experiment_errors[LAB_02] = f"{type(e).__name__}: {e}"
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        return
+    for lab, doc in docs.items():  # one folder per lab; one lab's failure does not stop the other's
+        try:
+            target = config.getoption("experiment_dir" if lab == LAB_02 else "lab03_experiment_dir")
+            store.experiment_dirs[lab] = write_lab_experiment(lab, doc, target, config.rootpath / "experiments")
+        except Exception as e:  # noqa: BLE001
+            store.experiment_errors[lab] = f"{type(e).__name__}: {e}"
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     store = config.stash.get(SWEEP_STORE, None)
     if store is None:
         return
-    if store.experiment_error:
-        terminalreporter.write_sep("=", "experiment report FAILED", red=True)
-        terminalreporter.write_line(store.experiment_error)
-    elif store.experiment_dir is not None:
-        terminalreporter.write_sep("=", "lab-02 experiment")
-        from miniserve.lab.report import verdict_lines
+    for lab in LABS:
+        if lab in store.experiment_errors:
+            terminalreporter.write_sep("=", f"lab-{lab} experiment report FAILED", red=True)
+            terminalreporter.write_line(store.experiment_errors[lab])
+        elif lab in store.experiment_dirs:
+            terminalreporter.write_sep("=", f"lab-{lab} experiment")
+            from miniserve.lab.report import lab_summary_lines
 
-        manifest = json.loads((store.experiment_dir / "manifest.json").read_text(encoding="utf-8"))
-        terminalreporter.write_line(f"written to {store.experiment_dir}")
-        for line in verdict_lines(manifest):
-            terminalreporter.write_line(line)
+            folder = store.experiment_dirs[lab]
+            manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+            terminalreporter.write_line(f"written to {folder}")
+            for line in lab_summary_lines(lab, manifest):
+                terminalreporter.write_line(line)

@@ -28,12 +28,15 @@ import pytest
 from miniserve.lab import loadgen
 from miniserve.server.config import ServerConfig
 from miniserve.lab.results import SweepConfig
+from miniserve.lab.workloads import Workload, load_workload
 
 STOP_GRACE_S = 20.0  # idle servers exit at once on SIGTERM; this only bounds a stuck one
 # The ServerConfig fields that shape each mode's performance (unbatched: a thread pool; static: `workers` batches
-# at once).
+# at once; continuous: one engine loop over max_running KV-cache rows).
 SERVER_FIELDS = {"unbatched": ("torch_threads", "workers", "max_inflight", "request_timeout_s"),
-                 "static": ("torch_threads", "workers", "max_queue", "request_timeout_s")}
+                 "static": ("torch_threads", "workers", "max_queue", "request_timeout_s"),
+                 "continuous": ("torch_threads", "workers", "max_running", "max_prefill_tokens", "max_queue",
+                                "request_timeout_s")}
 
 
 def run_async(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -116,6 +119,12 @@ class ServerProcess:
                   payloads: list[dict]) -> list[loadgen.RequestRecord]:
         return run_async(loadgen.run_open_loop(self.url, rate_rps, duration_s, seed=seed, payloads=payloads))
 
+    def open_loop_sampled(self, rate_rps: float, duration_s: float, seed: int, payloads: list[dict],
+                          gauges: tuple[str, ...], interval_s: float) -> tuple[list[loadgen.RequestRecord], dict]:
+        """The open loop while the server's `gauges` are read from /metrics every interval_s (lab 03)."""
+        run = loadgen.run_open_loop(self.url, rate_rps, duration_s, seed=seed, payloads=payloads)
+        return run_async(loadgen.with_gauge_samples(run, self.url, gauges, interval_s))
+
     def calibrate(self, concurrency: int, total: int) -> loadgen.Summary:
         return run_async(loadgen.calibrate(self.url, concurrency, total))
 
@@ -129,7 +138,8 @@ def start_server(config: SweepConfig, log_dir: Path, extra_env: dict[str, str] |
                MINISERVE_DB_PATH=str(log_dir / f"{name}.sqlite3"), **(extra_env or {}))
     # What the server will resolve from the same env + flags (torch threads and workers default per mode).
     resolved = ServerConfig.from_env(env, mode=config.mode, max_batch=config.max_batch,
-                                     max_wait_ms=config.max_wait_ms)
+                                     max_wait_ms=config.max_wait_ms, max_running=config.max_running,
+                                     max_prefill_tokens=config.max_prefill_tokens)
     cmd = [sys.executable, "-m", "miniserve", "serve", *config.server_args(), "--port", str(port)]
     with log_path.open("wb") as log:
         log.write(f"$ {' '.join(cmd)}\n".encode())
@@ -185,7 +195,7 @@ class Fleet:
             ready_s = srv.wait_ready(self.ready_timeout_s)
         except RuntimeError as e:
             self._fail(key, str(e), srv)
-        warmup = max(2 * (config.max_batch or 1) + 20, self.params.concurrency)
+        warmup = max(2 * config.rows + 20, self.params.concurrency)
         records = srv.closed_loop(min(self.params.concurrency, warmup), warmup, self.payloads)
         if not srv.alive():
             self._fail(key, f"{config.label}: the server died during the warm-up (exit {srv.proc.returncode})", srv)
@@ -216,7 +226,9 @@ class Fleet:
             self._stop(key)
 
 
-@pytest.fixture(scope="session")
+# Module scope: the servers stop once test_sweep.py's runs are done, so a session of both labs never keeps lab 02's
+# fleet idling beside lab 03's.
+@pytest.fixture(scope="module")
 def fleet(request: pytest.FixtureRequest, sweep_store: Any, progress: Any, payloads: list[dict],
           server_log_dir: Path) -> Iterator[Fleet]:
     f = Fleet(sweep_store.params, server_log_dir, payloads, progress,
@@ -233,10 +245,38 @@ def server(fleet: Fleet, config_key: str) -> ServerProcess:
     return fleet.get(config_key)
 
 
+@pytest.fixture(scope="module")
+def lab03_workload(request: pytest.FixtureRequest, sweep_store: Any) -> Workload:
+    """Lab 03's payloads (--lab03-payloads): sent in order and cycled, each with its length class."""
+    return load_workload(request.config.rootpath / sweep_store.lab03.payloads)
+
+
+@pytest.fixture(scope="module")
+def lab03_fleet(request: pytest.FixtureRequest, sweep_store: Any, progress: Any, lab03_workload: Workload,
+                server_log_dir: Path) -> Iterator[Fleet]:
+    """Lab 03's servers (bench/test_lab03_sweep.py), warmed up with its own payloads, stopped when its runs are done;
+    logs and learner databases in their own folder (the keys 'baseline', 'static-8-20' are lab 02's too)."""
+    log_dir = server_log_dir / "lab03"
+    log_dir.mkdir(exist_ok=True)
+    f = Fleet(sweep_store.lab03, log_dir, lab03_workload.bodies, progress,
+              request.config.getoption("server_ready_timeout"), sweep_store.server_pids)
+    try:
+        yield f
+    finally:
+        f.stop_all()
+
+
+@pytest.fixture
+def lab03_server(lab03_fleet: Fleet, lab03_key: str) -> ServerProcess:
+    """The live server of the lab-03 test's configuration (bench/test_lab03_sweep.py parametrizes `lab03_key`)."""
+    return lab03_fleet.get(lab03_key)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
-    srv = getattr(item, "funcargs", {}).get("server")
+    funcargs = getattr(item, "funcargs", {})
+    srv = funcargs.get("server") or funcargs.get("lab03_server")
     if report.failed and isinstance(srv, ServerProcess):
         report.sections.append((f"server log ({srv.config.key}, {srv.log_path})", srv.log_tail()))
     return report

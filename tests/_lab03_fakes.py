@@ -1,4 +1,4 @@
-"""Synthetic lab-03 sweeps shaped exactly like bench/test_lab03.py's benchmark JSON (one benchmark per run, run-major,
+"""Synthetic lab-03 sweeps shaped exactly like bench/test_lab03_sweep.py's benchmark JSON (one benchmark per run, run-major,
 closed loop first, then the open loop load by load), for the criteria, results, report and session tests."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Lab 03's data: continuous against static batching, on a mix of short and long requests.
 
-bench/test_lab03.py writes one record per run into pytest-benchmark's `extra_info`, marked `"lab": "03"`: closed-loop
+bench/test_lab03_sweep.py writes one record per run into pytest-benchmark's `extra_info`, marked `"lab": "03"`: closed-loop
 runs of every configuration, open-loop runs of every batching configuration at fractions of the *best static*
 configuration's closed-loop throughput measured in the same session, and one load-generator calibration. Each run
 record holds, besides lab 02's fields, its latencies split by the payloads' length class (`by_class`, and every
