@@ -183,15 +183,16 @@ class GrammarTutorAgent:
         return self._correct([text], [learner_id], stop_at_eos=lambda rows: True)[0]
 
     def correct_batch(self, texts: list[str], learner_ids: list[str | None]) -> list[Correction]:
-        """One batched generation for every sentence of every input that fits, run for the generator's full
-        max_new_tokens when it holds two or more rows (by design: static batching pays for its longest member),
-        then one memory transaction."""
+        """One batched generation for every sentence of every input that fits, run until its longest row's budget
+        is spent when it holds two or more inputs (by design: static batching pays for its longest member), then one
+        memory transaction."""
         if len(texts) != len(learner_ids):
             raise ValueError(f"{len(texts)} inputs but {len(learner_ids)} learner ids")
-        # The fixed length stands for "a batch waits for its longest member". A batch of one row has no other
-        # member to wait for, so it stops at its own end-of-sequence, like `correct`: that is what lets static
-        # batching with max_batch=1 match the unbatched server.
-        return self._correct(texts, learner_ids, stop_at_eos=lambda rows: rows == 1)
+        # Running to the longest budget stands for "a batch waits for its longest member". A batch of one input (or
+        # of one row that reaches the model) has no other member to wait for, so it stops once its own sentences
+        # have ended, like `correct`: that is what lets static batching with max_batch=1 match the unbatched server.
+        single = len(texts) == 1
+        return self._correct(texts, learner_ids, stop_at_eos=lambda rows: single or rows == 1)
 
     def begin_correction(self, text: str, learner_id: str | None = None) -> InflightCorrection:
         """Split one input and decide what can be decided without the model; `sources` is what remains to

@@ -118,7 +118,10 @@ class Generator:
             done |= (tok == self.tok.eos_id) | (budget <= n + 1)
             if n == steps - 1 or (stop_at_eos and bool(done.all())):
                 break
-            logits = decode_one_token(self.model, tok[:, None], (next_pos + n)[:, None], key_ok, T + n, caches)
+            # A row past its own budget keeps stepping (its tokens are cut off below) but must not step past the
+            # model's context: its position is clamped, which changes nothing it returns.
+            step_pos = (next_pos + n).clamp(max=self.model.cfg.max_seq_len - 1)  # (B,)
+            logits = decode_one_token(self.model, tok[:, None], step_pos[:, None], key_ok, T + n, caches)
         rows = [r[:b] for r, b in zip(out[:, : n + 1].tolist(), budget.tolist())]
         return [r[: r.index(self.tok.eos_id)] if self.tok.eos_id in r else r for r in rows]
 

@@ -115,7 +115,8 @@ def test_identical_output() -> None:
     assert "outside what I cover" in v.why
     # a rewrite of an out-of-domain sentence is not even considered
     v = judge("The sky is blue.", "The sky was blue.")
-    assert not v.was_correct and v.why == agent_mod.WHY_OUT_OF_SCOPE and v.reason == "out_of_scope"  # not checked and v.text == "The sky is blue."
+    assert not v.was_correct and v.why == agent_mod.WHY_OUT_OF_SCOPE and v.reason == "out_of_scope"  # not checked
+    assert v.text == "The sky is blue."
     v = judge("My brother lives in Wrocław.", "My brother lives in Wroclaw.")
     assert v.why == agent_mod.WHY_UNSAFE and v.text == "My brother lives in Wrocław."
 
@@ -170,7 +171,7 @@ def test_every_sentence_of_an_input_is_a_row_of_one_call_and_edits_splice_back()
     text = "I walk to school.  My sister take the bus!\nYesterday Dr. Okafor goed home."
     (c,) = a.correct_batch([text], ["ana"])
     assert a.generator.calls == [(["I walk to school.", "My sister take the bus!",
-                                   "Yesterday Dr. Okafor goed home."], False)]
+                                   "Yesterday Dr. Okafor goed home."], True)]  # one input: stops at its ends
     assert c.text == "I walk to school.  My sister takes the bus!\nYesterday Dr. Okafor went home."
     assert [k.status for k in c.checks] == ["correct", "corrected", "corrected"] and not c.was_correct
     assert [e.corrected for e in c.edits] == ["takes", "went"]
@@ -204,6 +205,10 @@ def test_a_batch_of_one_stops_at_its_end_of_sequence() -> None:
     a = make()
     a.correct_batch(["He goed home", "x" * 600], [None, None])
     assert a.generator.calls == [(["He goed home"], True)]
+    a.correct_batch(["He goed home. She goed too.", "I eat."], [None, None])  # two inputs: the batch runs it all
+    a.correct_batch(["He goed home. She goed too."], [None])  # one input of two sentences: as `correct` does
+    assert a.generator.calls[1:] == [(["He goed home.", "She goed too.", "I eat."], False),
+                                     (["He goed home.", "She goed too."], True)]
 
 
 def test_too_long_sentence_never_reaches_the_model() -> None:

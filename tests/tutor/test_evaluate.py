@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from miniserve.tutor.corpus import Pair, generate_pairs
 from miniserve.tutor.evaluate import MULTI, OOD, Case, format_table, multi_cases, raw_outputs, score, single_case
+from miniserve.tutor.sentences import split_sentences
 from tests.tutor.test_agent import FakeGenerator
 
 
@@ -19,11 +20,12 @@ def test_multi_sentence_inputs_join_whole_held_out_sentences() -> None:
     pairs = generate_pairs(300, "heldout", 1)
     cases = multi_cases(pairs, 50, seed=1)
     assert len(cases) == 50 and all(c.kind == "multi" and c.buckets == (MULTI,) for c in cases)
-    sources = {p.source for p in pairs}
+    target_of = {p.source: p.target for p in pairs}
     for c in cases:
-        # every input is 2-3 held-out sentences, each ending in . ! or ?, and the target joins their targets
-        parts = [s for s in sources if s in c.source]
-        assert 2 <= c.source.count(" ") and c.source[-1] in ".!?" and parts
+        # every input is 2-3 whole held-out sentences joined by a space, and its target joins their targets
+        parts = [s.text for s in split_sentences(c.source)]
+        assert 2 <= len(parts) <= 3 and all(p in target_of and p[-1] in ".!?" for p in parts), c.source
+        assert c.source == " ".join(parts) and c.target == " ".join(target_of[p] for p in parts)
     assert multi_cases(pairs, 50, seed=1) == cases  # seeded
 
 
