@@ -122,3 +122,28 @@ def test_metric_scrapes_give_per_run_deltas_and_tolerate_missing_metrics() -> No
     assert d["tokens"] == {"completion": 0, "prompt": 30} and d["batch_size"] is None and d["step_seconds"] is None
     assert metrics_delta({}, scrape("")) == {"batch_size": None, "rows_per_step": None, "step_seconds": None,
                                             "ttft_seconds": None, "tokens": None}
+
+
+def test_the_servers_own_metrics_scrape_under_the_lab_names() -> None:
+    """The names results_lab03 reads are the ones miniserve/server/metrics.py exposes."""
+    from miniserve.lab.loadgen import read_gauges
+    from miniserve.lab.results_lab03 import INFLIGHT, QUEUE_DEPTH, SAMPLED_GAUGES
+    from miniserve.server.metrics import Metrics
+
+    m = Metrics(frozenset({"/correct"}))
+    before = scrape(m.render()[0].decode())
+    m.observe_step(5, 0.004)
+    m.observe_step(7, 0.006)
+    m.observe_admit([0.02, 0.03])
+    m.count_tokens("prompt", 30)
+    m.count_tokens("completion", 12)
+    m.observe_batch(8, 0.1)
+    m.bind_kv_cache_slots(lambda: 6)
+    m.bind_queue_depth(lambda: 2)
+    text = m.render()[0].decode()
+    d = metrics_delta(before, scrape(text))
+    assert d["rows_per_step"] == {"buckets": {"5": 1, "7": 1}, "count": 2, "sum": 12.0}
+    assert d["step_seconds"]["count"] == 2 and d["step_seconds"]["sum"] == pytest.approx(0.01)
+    assert d["ttft_seconds"]["count"] == 2 and d["batch_size"] == {"buckets": {"8": 1}, "count": 1, "sum": 8.0}
+    assert d["tokens"] == {"completion": 12, "prompt": 30}
+    assert read_gauges(text, SAMPLED_GAUGES) == {KV_SLOTS: 6.0, QUEUE_DEPTH: 2.0, INFLIGHT: 0.0}
