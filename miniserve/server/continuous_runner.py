@@ -6,7 +6,8 @@ they end. The request is answered when its last sentence is done (`finish_correc
 writes the learner memory). The unit of every bound here is the sentence: `max_queue` sentences wait, and
 `max_running` decode at once.
 
-The same guarantees as the other modes, sentence by sentence: a request is admitted whole or not at all (503);
+The same guarantees as the other modes, sentence by sentence: a request is admitted whole or not at all (503; 413
+when it has more sentences than the queue ever holds);
 one failed or expired sentence fails the request and cancels its siblings, whose rows the scheduler frees at its
 next step; a cancelled request (client gone, server deadline) does the same.
 """
@@ -21,7 +22,7 @@ from typing import Any
 
 from miniserve.server.batching.continuous import ContinuousBatchScheduler
 from miniserve.server.config import ServerConfig
-from miniserve.server.errors import ModelFailed, Overloaded, ServerShuttingDown
+from miniserve.server.errors import ModelFailed, PayloadTooLarge, ServerShuttingDown
 from miniserve.server.metrics import Metrics
 from miniserve.server.payload import CorrectRequest
 
@@ -126,11 +127,10 @@ class ContinuousRunner:
         if not sources:
             # Nothing for the model, so no edit and no memory write: finishing is pure Python, done here.
             return self._agent.finish_correction(inflight, [])
-        free = self._max_queue - self.scheduler.depth
-        if len(sources) > free:
-            # All or nothing: a request whose sentences only partly fit would hold rows it cannot use.
-            raise Overloaded(f"this input needs {len(sources)} places in the queue and {max(free, 0)} are free "
-                             f"(max_queue={self._max_queue} sentences); retry later")
+        if len(sources) > self._max_queue:
+            # Retrying cannot help: the queue never holds this many sentences at once.
+            raise PayloadTooLarge(f"this input has {len(sources)} sentences to check and this server queues at "
+                                  f"most {self._max_queue} (max_queue); send fewer sentences per request")
         items = [self._tutor.item(s) for s in sources]
         self._active += 1
         self._idle.clear()
@@ -143,24 +143,9 @@ class ContinuousRunner:
                 self._idle.set()
 
     async def _generate(self, items: list[Any], timeout_s: float) -> list[Any]:
-        """Every item's output, in order; the first failure (in item order) fails them all."""
-        tasks = [asyncio.ensure_future(self.scheduler.submit(item, timeout_s)) for item in items]
-        for task in tasks:
-            task.add_done_callback(_retrieve)  # a sibling's error after the first one is not "never retrieved"
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        finally:
-            # Cancelled (client gone, server deadline) or one failed: the siblings give back their queue places
-            # now, and their rows at the scheduler's next step.
-            for task in tasks:
-                if not task.done():
-                    task.cancel()
-        failed = [t for t in tasks if t.done() and not t.cancelled() and t.exception() is not None]
-        if failed:
-            # Wait for the cancelled siblings to leave the queue, so the 503/504/500 answer finds it as it left it.
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise failed[0].exception()  # type: ignore[misc]
-        return [t.result() for t in tasks]
+        """Every item's output, in order. All sentences are queued at once or none (QueueFull: 503 + Retry-After);
+        the first failure fails them all and frees the others' places and rows."""
+        return await self.scheduler.submit_all(items, timeout_s)
 
     def _finish(self, inflight: Any, outputs: list[str]) -> Any:
         try:
@@ -175,8 +160,3 @@ class ContinuousRunner:
         self._closing = True
         await self.scheduler.shutdown()
         await self._idle.wait()
-
-
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()

@@ -159,8 +159,8 @@ async def test_a_request_that_only_partly_fits_is_refused_whole(tmp_path):
         try:
             blocker = asyncio.create_task(c.post("/correct", json={"sentence": "I goed home."}))
             await entered(engine)
-            # Both pass the admission check before either submits (3 free places, 2 sentences each); then A's two
-            # sentences and B's first fill the queue and B's second is refused: B gives its first place back.
+            # Two requests of 2 sentences each, started in the same tick, for 3 places: A's two are queued, B is
+            # refused whole (checked and queued with no await between, so B never holds a place).
             a = asyncio.create_task(runner.run(CorrectRequest("I goed. She walk.", None), 10.0))
             b = asyncio.create_task(runner.run(CorrectRequest("He eated. We goed.", None), 10.0))
             with pytest.raises(QueueFull):
@@ -169,7 +169,11 @@ async def test_a_request_that_only_partly_fits_is_refused_whole(tmp_path):
             assert runner.depth == 2  # A's two sentences only
             # with the queue at 2 of 3, a 2-sentence request is refused before it submits anything
             r = await c.post("/correct", json={"sentence": "I goed. She walk."})
-            assert r.status_code == 503 and "needs 2 places in the queue and 1 are free" in error_of(r)["message"]
+            assert r.status_code == 503 and error_of(r)["type"] == "overloaded" and r.headers["retry-after"]
+            assert runner.depth == 2
+            # more sentences than the queue ever holds: retrying cannot help, so 413, not 503
+            r = await c.post("/correct", json={"sentence": "I goed. She walk. He eated. We goed."})
+            assert r.status_code == 413 and "4 sentences" in error_of(r)["message"] and "retry-after" not in r.headers
             assert runner.depth == 2
         finally:
             gate.set()

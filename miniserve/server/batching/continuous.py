@@ -119,31 +119,51 @@ class ContinuousBatchScheduler(Generic[In, Out]):
 
     async def submit(self, item: In, timeout_s: float | None = None) -> Out:
         """Queue `item` and wait for its output; `timeout_s` bounds the whole wait, queued and running."""
+        return (await self.submit_all([item], timeout_s))[0]
+
+    async def submit_all(self, items: list[In], timeout_s: float | None = None) -> list[Out]:
+        """Queue every item at once and wait for all their outputs, in order. All or none: QueueFull unless every
+        item fits the queue now (checked and queued with no await between, so concurrent callers cannot split it).
+        The first failure (in item order) fails the call; the other items then leave the queue, or their rows at
+        the next iteration, as they do when the caller is cancelled."""
         if timeout_s is not None and not timeout_s > 0:
             raise ValueError(f"timeout_s must be > 0 or None, got {timeout_s!r}")
         if self._closing:
             raise ShuttingDown("the server is shutting down")
         if self._task is None:
             raise RuntimeError("scheduler not started")
-        if len(self._waiting) >= self.max_queue:
-            raise QueueFull(f"queue is full ({self.max_queue} requests waiting)")
-        cost = self._cost(item)  # here, not in the loop: a bad item fails its own submit, not the scheduler
-        if not _is_int(cost) or cost < 0:
-            raise ValueError(f"cost(item) must be an int >= 0, got {cost!r}")
+        if len(self._waiting) + len(items) > self.max_queue:
+            raise QueueFull(f"queue is full: {len(items)} more do not fit ({len(self._waiting)} of "
+                            f"{self.max_queue} places taken)")
+        costs = [self._cost(item) for item in items]  # here, not in the loop: a bad item fails its own submit
+        if bad := [c for c in costs if not _is_int(c) or c < 0]:
+            raise ValueError(f"cost(item) must be an int >= 0, got {bad[0]!r}")
         loop = asyncio.get_running_loop()
-        req: _Request[In, Out] = _Request(item, cost, loop.create_future(), time.perf_counter())
-        if timeout_s is not None:
-            req.expiry = loop.call_later(timeout_s, self._expire, req, timeout_s)
-        self._waiting.append(req)
+        now = time.perf_counter()
+        reqs = [_Request(item, cost, loop.create_future(), now) for item, cost in zip(items, costs)]
+        for req in reqs:
+            if timeout_s is not None:
+                req.expiry = loop.call_later(timeout_s, self._expire, req, timeout_s)
+            self._waiting.append(req)
         self._wakeup.set()
+        futures = [req.future for req in reqs]
         try:
-            return await req.future
-        except asyncio.CancelledError:
-            # The client went away. Queued: free the slot now. Running: the cancelled future marks the row, which
-            # the next iteration releases (never mid-step: the engine may be using it right now).
-            self._leave_queue(req)
-            self._settle(req, cancel=True)  # normally cancelled already; this also stops its deadline timer
-            raise
+            await asyncio.wait(futures, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            # Cancelled (client gone) or one failed: every unfinished item leaves now. Queued: its slot frees at
+            # once. Running: the cancelled future marks the row, which the next iteration releases (never
+            # mid-step: the engine may be using it right now).
+            for req in reqs:
+                if not req.future.done():
+                    self._leave_queue(req)
+                    self._settle(req, cancel=True)
+        # Every failure is retrieved (no "exception never retrieved"); a cancelled one was cancelled for a sibling.
+        errors = [e for f in futures if not f.cancelled() and (e := f.exception()) is not None]
+        if errors:
+            raise errors[0]
+        if any(f.cancelled() for f in futures):
+            raise asyncio.CancelledError()
+        return [f.result() for f in futures]
 
     async def shutdown(self) -> None:
         """Stop accepting, finish running and queued work (every accepted request gets an answer), then return."""

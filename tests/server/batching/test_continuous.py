@@ -219,6 +219,27 @@ async def test_queue_full_is_immediate_and_memory_bounded():
     eng.check()
 
 
+async def test_submit_all_queues_every_item_or_none_and_one_failure_fails_the_rest():
+    eng = FakeEngine(1, paced=True, fail_prefill=frozenset({"bad"}))
+    sched = await started(eng, max_running=1, max_queue=3)
+    first = submit(sched, "a")
+    await wait_until(lambda: eng.steps_entered == 1)
+    # two callers in the same tick, 2 items each, 3 places: the first gets both, the second none
+    both = asyncio.create_task(sched.submit_all([Job("b1"), Job("b2", steps=3)]))
+    refused = asyncio.create_task(sched.submit_all([Job("c1"), Job("c2")]))
+    with pytest.raises(QueueFull):
+        await refused
+    assert sched.depth == 2
+    eng.run_free()
+    assert await asyncio.wait_for(both, 2) == ["b1:1", "b2:3"] and await first == "a:1"
+    # a failing item fails the call; its sibling leaves its row or the queue, and nothing is left behind
+    with pytest.raises(BatchFailed):
+        await asyncio.wait_for(sched.submit_all([Job("bad"), Job("ok", steps=50)]), 2)  # "ok" is still queued
+    await wait_until(lambda: sched.running == 0 and sched.depth == 0)
+    await sched.shutdown()
+    eng.check()
+
+
 async def test_deadline_while_waiting_is_exceeded_and_never_runs():
     eng = FakeEngine(1, paced=True)
     sched = await started(eng, max_running=1)
@@ -365,7 +386,9 @@ async def test_observability_hooks_and_properties():
     assert [n for n, _ in steps] == [len(s) for s in eng.ops("step")] == [1, 2, 1]
     assert all(s >= 0 for _, s in steps)
     assert [len(w) for w in admits] == [len(p) for p in eng.ops("prefill")] == [1, 1, 1]
-    assert admits[1][0] >= 0.03 and admits[2][0] >= admits[1][0]  # b and c waited behind a's held step
+    # b and c waited behind a's held step; c, admitted an iteration after b, waited at least as long (no clock
+    # threshold: the order is what the scheduler promises)
+    assert admits[1][0] > 0 and admits[2][0] >= admits[1][0]
     assert (sched.depth, sched.running) == (0, 0)
     await sched.shutdown()
     eng.check()
