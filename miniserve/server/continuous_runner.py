@@ -115,6 +115,11 @@ class ContinuousRunner:
         """KV-cache rows in use."""
         return self.scheduler.running
 
+    @property
+    def crashed(self) -> BaseException | None:
+        """Set when the engine loop stopped by itself: /readyz then says so."""
+        return self.scheduler.crashed
+
     async def start(self) -> None:
         await self.scheduler.start()
 

@@ -250,6 +250,8 @@ class Service:
             return False, "shutting down"
         if self.runner is None:
             return False, "model not loaded"
+        if (crash := getattr(self.runner, "crashed", None)) is not None:
+            return False, f"the batching loop stopped ({type(crash).__name__}); restart the server"
         bound = self.config.admission_bound
         high_water = max(1, int(bound * self.config.ready_high_water))
         if self.runner.load >= high_water:

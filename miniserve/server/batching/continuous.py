@@ -101,6 +101,7 @@ class ContinuousBatchScheduler(Generic[In, Out]):
         self._in_use = 0
         self._wakeup = asyncio.Event()  # set by submit and shutdown: the only things that end an idle sleep
         self._closing = False
+        self._crash: BaseException | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -169,11 +170,16 @@ class ContinuousBatchScheduler(Generic[In, Out]):
         """Stop accepting, finish running and queued work (every accepted request gets an answer), then return."""
         self._closing = True
         self._wakeup.set()
-        if self._task is not None:
+        if self._task is not None and self._crash is None:
             # shield: a cancelled caller must not cancel the loop halfway through draining.
             await asyncio.shield(self._task)
 
     # -- engine loop: drop -> admit -> prefill + step (one worker-thread call) -> deliver ----------------------
+
+    @property
+    def crashed(self) -> BaseException | None:
+        """What stopped the engine loop, if something other than shutdown() did (then nothing more is served)."""
+        return self._crash
 
     async def _loop(self) -> None:
         try:
@@ -186,6 +192,11 @@ class ContinuousBatchScheduler(Generic[In, Out]):
                     # No await between the checks above and clear(), so no wakeup can be lost.
                     self._wakeup.clear()
                     await self._wakeup.wait()
+        except BaseException as exc:  # not a failing step (those fail their rows): the loop itself broke
+            if not isinstance(exc, asyncio.CancelledError):
+                log.critical("continuous batching loop stopped", exc_info=exc)
+            self._crash = exc
+            raise
         finally:
             # Normally nothing is left; something is only if the loop itself was cancelled or crashed.
             self._closing = True

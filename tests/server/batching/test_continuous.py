@@ -442,3 +442,24 @@ async def test_submit_validates_timeout_and_cost_and_requires_start():
         await sched.submit(Job("a", tokens=-1))
     assert sched.depth == 0 and await sched.submit(Job("b")) == "b:1"
     await sched.shutdown()
+
+
+class LoopBreaker(BaseException):
+    """Not an Exception: a failing step is caught and fails its rows; this stands for what is not (a crash)."""
+
+
+async def test_a_crashed_loop_answers_everyone_says_so_and_shutdown_still_returns():
+    eng = FakeEngine(2)
+    sched = await started(eng, max_running=2)
+    assert await sched.submit(Job("a")) == "a:1" and sched.crashed is None
+
+    def broken(handles):
+        raise LoopBreaker()
+
+    eng.step = broken
+    with pytest.raises(ShuttingDown):
+        await asyncio.wait_for(sched.submit(Job("b")), 2)  # answered, never left hanging
+    assert isinstance(sched.crashed, LoopBreaker)
+    with pytest.raises(ShuttingDown):
+        await sched.submit(Job("c"))  # refused at once from now on
+    await asyncio.wait_for(sched.shutdown(), 2)
