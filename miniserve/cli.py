@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train the tutor model from scratch on CPU and write the checkpoint")
-    t.add_argument("--out", default=None, help="checkpoint directory (default: the shipped miniserve/weights)")
+    t.add_argument("--out", default=None, help="checkpoint directory (default: the shipped miniserve/tutor/weights)")
     t.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the recorded recipe)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: all cores)")
@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true", help="print the scores as JSON instead of a table")
     e.set_defaults(func=_eval)
 
-    c = sub.add_parser("correct", help="correct one sentence and explain the correction")
+    c = sub.add_parser("correct", help="correct a learner's text (one or more sentences) and explain each correction")
     c.add_argument("sentence")
     c.add_argument("--learner-id", default=None)
     c.add_argument("--db", default=None, help="learner-memory SQLite file (default: under the data directory)")

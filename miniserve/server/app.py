@@ -113,7 +113,7 @@ def correction_body(c: Any) -> dict[str, Any]:
 
 async def correct(request: Request) -> Response:
     """
-    summary: Correct one sentence and explain the correction.
+    summary: Correct a learner's text (one or more sentences) and explain each correction.
     requestBody: {$ref: '#/components/requestBodies/CorrectRequest'}
     responses:
       200:

@@ -57,7 +57,7 @@ class ServerConfig:
     retry_after_s: int = 1  # Retry-After sent with 503 overload answers
     ready_high_water: float = 0.8  # /readyz says 503 once queue (or in-flight) >= this fraction of its bound
     db_path: str = field(default_factory=default_db_path)
-    weights_dir: str | None = None  # None: the shipped miniserve/weights
+    weights_dir: str | None = None  # None: the shipped miniserve/tutor/weights
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

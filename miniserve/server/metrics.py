@@ -29,7 +29,7 @@ class Metrics:
                                 ["route", "status"], registry=self.registry)
         self.latency = Histogram("miniserve_request_latency_seconds", "time from request start to response end",
                                  ["route"], buckets=LATENCY_BUCKETS, registry=self.registry)
-        self.queue_depth = Gauge("miniserve_queue_depth", "requests waiting for the model (not yet running)",
+        self.queue_depth = Gauge("miniserve_queue_depth", "requests (continuous mode: sentences) waiting for the model, not yet running",
                                  registry=self.registry)
         self.inflight = Gauge("miniserve_inflight", "/correct requests accepted and not yet answered",
                               registry=self.registry)

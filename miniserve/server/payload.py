@@ -28,7 +28,7 @@ CORRECT_REQUEST_SCHEMA: dict[str, object] = {
     "type": "object", "additionalProperties": False, "required": ["sentence"],
     "properties": {
         "sentence": {"type": "string", "minLength": 1, "maxLength": MAX_SENTENCE_CHARS, "pattern": NON_BLANK.pattern,
-                     "description": "the sentence to correct; surrounding whitespace is ignored"},
+                     "description": "the learner's text, one or more sentences; surrounding whitespace is ignored"},
         "learner_id": {"type": "string", "minLength": 1, "maxLength": MAX_LEARNER_ID_CHARS,
                        "pattern": NON_BLANK.pattern, "nullable": True,
                        "description": "optional; the tutor remembers this learner's recurring mistakes"},

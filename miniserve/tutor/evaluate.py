@@ -1,8 +1,8 @@
 """Held-out scoring: exact match of the raw model and of the tutor (through the guard), overall and by bucket.
 
 Buckets are what a learner's real input varies in: sentence length in words, errors per sentence, inputs of several
-sentences, and out-of-domain sentences. Multi-sentence inputs are made from consecutive held-out pairs (2 or 3 joined
-by a space), so they never contain a sentence training saw. `miniserve eval` prints the table; `miniserve train`
+sentences, and out-of-domain sentences. Multi-sentence inputs join 2 or 3 held-out pairs drawn at random
+(by a space), so they never contain a sentence training saw. `miniserve eval` prints the table; `miniserve train`
 records the per-kind scores in model.json.
 """
 

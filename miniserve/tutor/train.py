@@ -1,6 +1,6 @@
 """Train the tutor from scratch on CPU, score it on the held-out split, write the shipped checkpoint.
 
-`miniserve train` reproduces miniserve/weights/ (same seed, same recipe); `miniserve eval` re-scores it.
+`miniserve train` reproduces miniserve/tutor/weights/ (same seed, same recipe); `miniserve eval` re-scores it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Static request batching: queue requests, run them through batch_fn in batches, `max_running` batches at a time.
 
 The engine loop is schedule -> run -> deliver (as in nano-vllm). Only `StaticBatchPolicy` decides *what* goes into
-the next batch and *when* it closes; a continuous-batching scheduler would replace that decision, not the loop.
+the next batch and *when* it closes. A batch runs whole, so its members wait for its longest one; continuous.py
+schedules per decode step instead.
 No torch or HTTP here: the model arrives as a plain `batch_fn`, so the scheduler is tested with fakes.
 """
 
