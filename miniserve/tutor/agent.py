@@ -21,7 +21,7 @@ from typing import Literal, Protocol
 
 from miniserve.tutor import lexicon
 from miniserve.tutor.memory import LearnerMemory, default_db_path
-from miniserve.tutor.sentences import Sentence, split_sentences
+from miniserve.tutor.sentences import Sentence, splice, split_sentences
 
 WHY_LOOKS_RIGHT = "Looks right: I found no verb form to fix."
 WHY_OUT_OF_SCOPE = (
@@ -246,11 +246,7 @@ def _correction(text: str, sentences: list[Sentence], verdicts: list[Verdict],
                 repeats: list[list[int]]) -> Correction:
     """Splice each sentence's verdict into the learner's text and explain every edit and every unchecked sentence.
     `repeats[k][j]`: how often the learner has now made the mistake of sentence k's edit j (0: not recorded)."""
-    out, last = [], 0
-    for s, v in zip(sentences, verdicts):
-        out += [text[last:s.start], v.text]
-        last = s.end
-    out.append(text[last:])
+    corrected = splice(text, sentences, [v.text for v in verdicts])
     edits = [e for v in verdicts for e in v.edits]
     checks = [SentenceCheck(s.start, s.end, v.status, v.reason) for s, v in zip(sentences, verdicts)]
     if not sentences:
@@ -262,7 +258,7 @@ def _correction(text: str, sentences: list[Sentence], verdicts: list[Verdict],
         elif v.status == "not_checked":
             # one sentence: its own explanation; several: say which one went unchecked
             whys.append(v.why if len(sentences) == 1 else f"Sentence {n}: {v.why}")
-    return Correction("".join(out), " ".join(whys) or WHY_LOOKS_RIGHT, all(v.was_correct for v in verdicts),
+    return Correction(corrected, " ".join(whys) or WHY_LOOKS_RIGHT, all(v.was_correct for v in verdicts),
                       edits, checks)
 
 

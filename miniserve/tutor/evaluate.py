@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from miniserve.tutor.agent import GrammarTutorAgent, model_input
 from miniserve.tutor.corpus import Pair, generate_pairs
 from miniserve.tutor.generate import META_FILE, WEIGHTS_DIR, Generator
-from miniserve.tutor.sentences import split_sentences
+from miniserve.tutor.sentences import is_whole_sentence, splice, split_sentences
 
 LENGTH_BUCKETS = ((10, "length: <= 10 words"), (25, "length: 11-25 words"), (60, "length: 26-60 words"))
 MULTI = "multi-sentence inputs"
@@ -51,7 +52,7 @@ def single_case(p: Pair) -> Case:
 
 def multi_cases(pairs: list[Pair], n: int, seed: int) -> list[Case]:
     """`n` inputs of 2-3 held-out sentences that end in . ! or ? (so a reader, and the splitter, sees where each ends)."""
-    whole = [p for p in pairs if p.source[-1:] in ".!?" and p.source[:1].isupper()]
+    whole = [p for p in pairs if is_whole_sentence(p.source)]
     rng = random.Random(seed)
     out = []
     for _ in range(n if len(whole) >= 3 else 0):
@@ -72,26 +73,17 @@ def raw_outputs(gen: Generator, texts: list[str]) -> list[str]:
     """The raw model on each sentence of each text (as the tutor feeds it), joined back with the text's own gaps."""
     split = [split_sentences(t) for t in texts]
     flat = [s.text for ss in split for s in ss]
-    fit = [i for i, s in enumerate(flat) if gen.fits(" ".join(s.split()))]
+    fit = [i for i, s in enumerate(flat) if gen.fits(model_input(s))]
     outs = list(flat)
-    for i, o in zip(fit, gen.generate([" ".join(flat[i].split()) for i in fit], stop_at_eos=True), strict=True):
+    for i, o in zip(fit, gen.generate([model_input(flat[i]) for i in fit], stop_at_eos=True), strict=True):
         outs[i] = o
     it = iter(outs)
-    result = []
-    for t, ss in zip(texts, split):
-        pieces, last = [], 0
-        for s in ss:
-            pieces += [t[last:s.start], next(it)]
-            last = s.end
-        result.append("".join(pieces) + t[last:])
-    return result
+    return [splice(t, ss, [next(it) for _ in ss]) for t, ss in zip(texts, split)]
 
 
 def score(gen: Generator, cases: list[Case], batch_size: int = 64) -> dict[str, dict[str, float]]:
     """{bucket or kind: {"n", "raw", "tutor"}}: the share of inputs that came back exactly as their target."""
-    from miniserve.tutor.agent import GrammarTutorAgent  # the product's guard; scoring a bare model never needs it
-
-    agent = GrammarTutorAgent(gen)
+    agent = GrammarTutorAgent(gen)  # the product's guard, scored beside the bare model
     raw = _hits(cases, lambda texts: raw_outputs(gen, texts), batch_size)
     tutor = _hits(cases, lambda texts: [c.text for c in agent.correct_batch(texts, [None] * len(texts))], batch_size)
     groups: dict[str, list[int]] = {}

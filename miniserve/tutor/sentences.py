@@ -39,12 +39,12 @@ stay one sentence.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from sentencex import get_sentence_boundaries
 
-__all__ = ["Sentence", "split_sentences"]
+__all__ = ["Sentence", "is_whole_sentence", "splice", "split_sentences"]
 
 # One-for-one replacements that keep sentencex 1.0.32 from panicking or raising:
 # every non-ASCII whitespace character (Unicode's are all below U+3001) becomes an
@@ -107,3 +107,20 @@ def _pieces(line: str) -> Iterator[tuple[int, int]]:
             yield start, end
             start = end
     yield start, len(line)
+
+
+def splice(text: str, sentences: Sequence[Sentence], replacements: Iterable[str]) -> str:
+    """`text` with each sentence's span replaced by its replacement (one per sentence, in order): everything
+    between and around the spans comes back byte for byte. `sentences` are spans of `text` (split_sentences)."""
+    out, last = [], 0
+    for s, new in zip(sentences, replacements, strict=True):
+        out += [text[last:s.start], new]
+        last = s.end
+    out.append(text[last:])
+    return "".join(out)
+
+
+def is_whole_sentence(text: str) -> bool:
+    """Capital first and . ! or ? last: a sentence whose end a reader (and the splitter) sees, so several of them
+    joined by a space still split where each one ends."""
+    return text[-1:] in ".!?" and text[:1].isupper()

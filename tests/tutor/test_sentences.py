@@ -196,3 +196,19 @@ def test_library_failure_does_not_swallow_interrupts(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(sentences, "get_sentence_boundaries", interrupt)
     with pytest.raises(KeyboardInterrupt):
         split_sentences("He goed.")
+
+
+def test_splice_replaces_each_span_and_keeps_every_gap() -> None:
+    text = "  He goed home.\n\tShe runned!  "
+    got = split_sentences(text)
+    assert sentences.splice(text, got, ["He went home.", "She ran!"]) == "  He went home.\n\tShe ran!  "
+    assert sentences.splice(text, got, [s.text for s in got]) == text  # unchanged spans: the input, byte for byte
+    assert sentences.splice("   ", [], []) == "   "
+    with pytest.raises(ValueError):  # one replacement per sentence, never silently fewer
+        sentences.splice(text, got, ["He went home."])
+
+
+@pytest.mark.parametrize(("text", "whole"), [("He went home.", True), ("Did he?", True), ("Go!", True),
+                                             ("he went home.", False), ("He went home", False), ("", False)])
+def test_a_whole_sentence_starts_with_a_capital_and_ends_in_a_stop(text: str, whole: bool) -> None:
+    assert sentences.is_whole_sentence(text) is whole
