@@ -22,8 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from miniserve.lab.criteria import SAME_RATE_TOLERANCE, Verdict, outcome  # noqa: F401 - outcome: one rule, both labs
-from miniserve.lab.results import Spread
-from miniserve.lab.results_lab03 import LENGTH_CLASSES, Lab03Results, Lab03Row, class_result
+from miniserve.lab.results_lab03 import LENGTH_CLASSES, Lab03Results, Lab03Row, class_p95
 
 P95_FACTOR = 0.7  # gated: best continuous p95 <= 0.7 x best static's at the judged load
 THROUGHPUT_FACTOR = 1.0  # gated: best continuous throughput >= the best static's
@@ -73,16 +72,7 @@ def _p95_ratio(results: Lab03Results, name: str, factor: float, cls: str | None)
         return Verdict(name, None, False, problem)
     what = "open-loop p95" if cls is None else f"open-loop p95 of {cls} requests"
     ls, lc = s.open_by_load.get(load), c.open_by_load.get(load)
-
-    def p95(loop: Any) -> Spread | None:
-        if loop is None:
-            return None
-        if cls is None:
-            return loop.p95_ms
-        part = class_result(loop, cls)
-        return part.p95_ms if part else None
-
-    ps, pc = p95(ls), p95(lc)
+    ps, pc = class_p95(ls, cls), class_p95(lc, cls)
     if ps is None or pc is None:
         missing = s.config.label if ps is None else c.config.label
         return Verdict(name, c.key, False, f"no {what} at {load:g} x the best static's throughput for {missing} "
@@ -206,8 +196,7 @@ def head_of_line(results: Lab03Results) -> list[dict[str, Any]]:
             vals = {}
             for side, row in (("static", s), ("continuous", c)):
                 loop = row.open_by_load.get(load) if row else None
-                spread = (loop.p95_ms if cls is None else getattr(class_result(loop, cls), "p95_ms", None)) \
-                    if loop else None
+                spread = class_p95(loop, cls)
                 vals[side] = spread
                 entry[f"{side}_{name}_p95_ms"] = round(spread.median, 2) if spread else None
                 entry[f"{side}_{name}_p95_ms_range"] = [round(spread.min, 2), round(spread.max, 2)] if spread else None

@@ -1,158 +1,25 @@
-"""The experiment's five figures, drawn from a SweepResults table (no measuring here).
+"""Lab 02's five figures, drawn from a SweepResults table (no measuring here).
 
-Figures are built on matplotlib's object API with the Agg canvas (no pyplot state, no display needed). Each one
-says in its title what was measured and how, so it can be read without the code. Three rules keep them readable in
-one look: a configuration has the same colour in every figure (CONFIG_COLORS); legends sit outside the axes, so
-they hide no data; value labels go only where they cross no line, marker, bar or other label (_place_labels).
+Each one says in its title what was measured and how, so it can be read without the code. The rules both labs'
+figures keep (one colour per configuration, legends outside the axes, value labels that cross nothing, the same
+bytes on every regeneration) and the helpers that keep them are in plots_common.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import cycle
-from math import sqrt
 from pathlib import Path
 
 from matplotlib.axes import Axes
-from matplotlib.backend_bases import RendererBase
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.collections import LineCollection
-from matplotlib.container import BarContainer
 from matplotlib.figure import Figure
-from matplotlib.path import Path as DisplayPath
-from matplotlib.transforms import Bbox
 
+from miniserve.lab.plots_common import (BAND_COLOR, SAVE, Label, bar_label, config_colors, hline_label, legend_outside,
+                                        new_figure, place_labels, point_label, runs_text, write_figures)
+from miniserve.lab.prom import bound_value
 from miniserve.lab.results import ConfigResult, LoopResult, Spread, SweepConfig, SweepResults
 
-# One colour per configuration (SweepConfig.key), the same in every figure and both labs, so "red is max_batch 8"
-# learnt in one plot holds in the next. The labs' configurations (results.LAB_CONFIGS, results_lab03.LAB03_CONFIGS)
-# are fixed here; any other configuration (a quick sweep's own list) takes the next spare colour in sweep order.
-CONFIG_COLORS = {
-    "baseline": "black",
-    "static-1-0": "tab:blue",
-    "static-2-10": "tab:orange",
-    "static-4-10": "tab:green",
-    "static-8-20": "tab:red",
-    "static-16-20": "tab:purple",
-    "static-32-50": "tab:brown",
-    "static-64-50": "tab:cyan",
-    # lab 03's continuous configurations: greens, darker with more rows (its static ones keep lab 02's colours)
-    "continuous-8": "#74c476",
-    "continuous-16": "#31a354",
-    "continuous-32": "#006d2c",
-    "continuous-64": "#00441b",
-}
-SPARE_COLORS = ("tab:pink", "tab:olive", "navy", "goldenrod", "teal", "indigo")
-BAND_COLOR = "0.55"  # the baseline's min-max band: grey, drawn light, so labels and lines stay readable over it
 CDF_MAX_BATCH = 8
-_DPI = 120
-_SAVE = {"dpi": _DPI, "metadata": {"Software": None}}  # no version stamp, so regenerating gives the same bytes
-
-
-def config_colors(results: SweepResults) -> dict[str, str]:
-    """Every configuration of the sweep -> its colour: CONFIG_COLORS, else the spares in sweep order."""
-    spare: Iterator[str] = cycle(SPARE_COLORS)
-    return {r.key: CONFIG_COLORS.get(r.key) or next(spare) for r in results.configs}
-
-
-def _figure(width: float, height: float) -> Figure:
-    # the figure's dpi is the saved one, so the label placement measures the same pixels the PNG gets
-    fig = Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _legend_outside(fig: Figure, ax: Axes, **kwargs: object) -> None:
-    """One legend for the figure, beside the axes rather than on them: no placement inside can be sure to hide
-    nothing for every sweep's data. Centred on the right by default: at the top it would meet a long suptitle."""
-    handles, labels = ax.get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=8, **({"loc": "outside right center"} | kwargs))
-
-
-# -- value labels ---------------------------------------------------------------------------------------------------
-
-_Spot = tuple[tuple[float, float], tuple[float, float], str, str]  # data anchor, offset (points), ha, va
-
-
-@dataclass(frozen=True, slots=True)
-class _Label:
-    """A text for the axes and the spots it may take, best first."""
-
-    text: str
-    color: str
-    spots: tuple[_Spot, ...]
-
-
-def _point_label(text: str, color: str, x: float, s: Spread) -> _Label:
-    """A median's value: beside the point, or beside the ends of its min-max bar."""
-    m = s.median
-    return _Label(text, color, (
-        ((x, m), (7, 0), "left", "center"), ((x, m), (-7, 0), "right", "center"),
-        ((x, s.max), (0, 5), "center", "bottom"), ((x, s.min), (0, -5), "center", "top"),
-        ((x, m), (6, 6), "left", "bottom"), ((x, m), (6, -6), "left", "top"),
-        ((x, m), (-6, 6), "right", "bottom"), ((x, m), (-6, -6), "right", "top"),
-    ))
-
-
-def _hline_label(text: str, color: str, y: float, xs: Sequence[float]) -> _Label:
-    """A horizontal line's value: just above or below it, between two of the points (log2 x: the geometric mean),
-    the rightmost gap first, else over a point."""
-    gaps = [sqrt(a * b) for a, b in zip(xs, xs[1:])][::-1] + list(xs)[::-1]
-    return _Label(text, color, tuple(((x, y), (0, dy), "center", va) for x in gaps
-                                     for dy, va in ((3, "bottom"), (-3, "top"))))
-
-
-def _bar_label(text: str, color: str, x: float, height: float) -> _Label:
-    """A bar's size or range: above it, stacked higher when a neighbour's label or bar is in the way, and ending
-    at the bar (rather than centred on it) when the bar stands at the axis' edge."""
-    return _Label(text, color, tuple(((x, height), (0, 2 + 10 * k), ha, "bottom") for k in range(4)
-                                     for ha in ("center", "right", "left")))
-
-
-def _obstacles(ax: Axes, renderer: RendererBase) -> tuple[list[DisplayPath], list[Bbox]]:
-    """What a label must not cross, in display pixels: every line and error bar as a path, every marker and bar as
-    a box. The baseline's band is not among them: it is a light fill that text stays readable on."""
-    paths: list[DisplayPath] = []
-    boxes: list[Bbox] = []
-    for line in ax.get_lines():
-        xy = line.get_transform().transform(line.get_xydata())
-        if line.get_linestyle() not in ("None", "none", "", " "):
-            paths.append(DisplayPath(xy))
-        if line.get_marker() not in (None, "None", "none", "", " "):
-            r = line.get_markersize() * ax.figure.dpi / 72 / 2
-            boxes += [Bbox.from_extents(x - r, y - r, x + r, y + r) for x, y in xy]
-    for coll in ax.collections:
-        if isinstance(coll, LineCollection):  # error bars
-            paths += [DisplayPath(coll.get_transform().transform(seg)) for seg in coll.get_segments()]
-    for container in ax.containers:
-        if isinstance(container, BarContainer):
-            boxes += [bar.get_window_extent(renderer) for bar in container]
-    return paths, boxes
-
-
-def _place_labels(fig: Figure, labels: Sequence[tuple[Axes, Sequence[_Label]]]) -> None:
-    """Each label at its first spot that stays inside its axes and crosses no line, marker, error bar, bar or label
-    already placed; a label with no free spot is left out rather than drawn over data. Call it once the figure is
-    complete: it lays the figure out first, so it measures final positions (the labels are kept out of the layout,
-    which therefore stays the same at savefig)."""
-    canvas = fig.canvas
-    canvas.draw()
-    renderer = canvas.get_renderer()
-    for ax, ax_labels in labels:
-        paths, taken = _obstacles(ax, renderer)
-        frame = ax.get_window_extent(renderer)
-        for label in ax_labels:
-            for anchor, offset, ha, va in label.spots:
-                text = ax.annotate(label.text, anchor, xytext=offset, textcoords="offset points", ha=ha, va=va,
-                                   fontsize=8, color=label.color, in_layout=False)
-                box = text.get_window_extent(renderer).padded(2)
-                inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 and box.y1 <= frame.y1
-                if inside and not any(p.intersects_bbox(box, filled=False) for p in paths) \
-                        and not any(box.overlaps(t) for t in taken):
-                    taken.append(box)
-                    break
-                text.remove()
 
 
 # -- median and spread per configuration, against max_batch ---------------------------------------------------------
@@ -177,13 +44,13 @@ def _batch_ticks(ax: Axes, configs: Sequence[SweepConfig]) -> None:
 
 
 def _spread_plot(ax: Axes, results: SweepResults, get: Callable[[ConfigResult], Spread | None],
-                 colors: Mapping[str, str]) -> list[_Label]:
+                 colors: Mapping[str, str]) -> list[Label]:
     """Per static config its median with a min-max bar, in the config's colour, joined in max_batch order by a grey
     line; the baseline as a horizontal line over its min-max band. Returns the value labels, to be placed once the
     figure is complete."""
     rows = [(r, s) for r in _static_rows(results) if (s := get(r)) is not None]
-    runs = _runs(results.params.runs)
-    labels: list[_Label] = []
+    runs = runs_text(results.params.runs)
+    labels: list[Label] = []
     if rows:
         ax.plot([r.config.max_batch for r, _ in rows], [s.median for _, s in rows], color="0.7", lw=1, ls="--",
                 zorder=1, label="static configs, in max_batch order")
@@ -191,7 +58,7 @@ def _spread_plot(ax: Axes, results: SweepResults, get: Callable[[ConfigResult], 
         x, color = r.config.max_batch or 0, colors[r.key]
         ax.errorbar([x], [s.median], yerr=[[s.median - s.min], [s.max - s.median]], marker="o", capsize=4, lw=2,
                     color=color, label=r.config.label, zorder=3)
-        labels.append(_point_label(f"{s.median:.0f}", color, x, s))
+        labels.append(point_label(f"{s.median:.0f}", color, x, s))
     baseline = results.baseline
     base = get(baseline) if baseline else None
     if baseline and base is not None:
@@ -200,7 +67,7 @@ def _spread_plot(ax: Axes, results: SweepResults, get: Callable[[ConfigResult], 
         ax.axhspan(base.min, base.max, color=BAND_COLOR, alpha=0.15, lw=0, zorder=0,
                    label=f"unbatched baseline: min-max over {runs} (grey band)")
         xs = [float(r.config.max_batch or 0) for r, _ in rows]
-        labels.append(_hline_label(f"baseline {base.median:.0f}", color, base.median, xs))
+        labels.append(hline_label(f"baseline {base.median:.0f}", color, base.median, xs))
     _batch_ticks(ax, [r.config for r, _ in rows])
     ax.grid(True, alpha=0.3)
     return labels
@@ -216,11 +83,7 @@ def _open(attr: str) -> Callable[[ConfigResult], Spread | None]:
 
 def _load_text(results: SweepResults) -> str:
     p = results.params
-    return f"closed loop: {p.concurrency} clients, {p.total} requests per run, {_runs(p.runs)}"
-
-
-def _runs(n: int) -> str:
-    return f"{n} run" if n == 1 else f"{n} runs"
+    return f"closed loop: {p.concurrency} clients, {p.total} requests per run, {runs_text(p.runs)}"
 
 
 def _rate(results: SweepResults) -> float | None:
@@ -229,7 +92,7 @@ def _rate(results: SweepResults) -> float | None:
 
 
 def plot_throughput(results: SweepResults, path: Path) -> Figure:
-    fig = _figure(12, 5.5)
+    fig = new_figure(12, 5.5)
     ax = fig.subplots()
     labels = _spread_plot(ax, results, _closed("throughput_rps"), config_colors(results))
     base = results.baseline.closed.throughput_rps if results.baseline and results.baseline.closed else None
@@ -240,14 +103,14 @@ def plot_throughput(results: SweepResults, path: Path) -> Figure:
     ax.set_ylim(bottom=0)
     ax.set_title(f"Throughput vs max_batch\n{_load_text(results)}\npoint = median, bar = min-max over runs",
                  fontsize=11)
-    _legend_outside(fig, ax)
-    _place_labels(fig, [(ax, labels)])
-    fig.savefig(path, **_SAVE)
+    legend_outside(fig, ax)
+    place_labels(fig, [(ax, labels)])
+    fig.savefig(path, **SAVE)
     return fig
 
 
 def plot_p95(results: SweepResults, path: Path) -> Figure:
-    fig = _figure(15, 5.5)
+    fig = new_figure(15, 5.5)
     left, right = fig.subplots(1, 2)
     colors = config_colors(results)
     labels = [(left, _spread_plot(left, results, _closed("p95_ms"), colors)),
@@ -262,10 +125,10 @@ def plot_p95(results: SweepResults, path: Path) -> Figure:
     for ax in (left, right):
         ax.set_ylabel("p95 latency (ms)")
         ax.set_ylim(bottom=0)
-    _legend_outside(fig, left)  # both panels draw the same entries
-    fig.suptitle(f"p95 latency vs max_batch (median over {_runs(results.params.runs)}, bar = min-max)")
-    _place_labels(fig, labels)
-    fig.savefig(path, **_SAVE)
+    legend_outside(fig, left)  # both panels draw the same entries
+    fig.suptitle(f"p95 latency vs max_batch (median over {runs_text(results.params.runs)}, bar = min-max)")
+    place_labels(fig, labels)
+    fig.savefig(path, **SAVE)
     return fig
 
 
@@ -273,7 +136,7 @@ def plot_p95_vs_load(results: SweepResults, path: Path) -> Figure:
     """Open-loop p50 and p95 against the offered load, one line per configuration: where batching costs latency
     (light load: a request waits for its batch and decodes the longest member's tokens) and where the unbatched
     server's own queueing catches up with it."""
-    fig = _figure(15, 5.5)
+    fig = new_figure(15, 5.5)
     panels = fig.subplots(1, 2)
     colors = config_colors(results)
     rows = ([results.baseline] if results.baseline else []) + _static_rows(results)
@@ -296,12 +159,12 @@ def plot_p95_vs_load(results: SweepResults, path: Path) -> Figure:
         ax.set_ylabel(f"{attr[:3]} latency (ms)")
         ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
-        ax.set_title(f"Open-loop {attr[:3]} (median over {_runs(results.params.runs)}, bar = min-max)", fontsize=10)
-    _legend_outside(fig, panels[0])
+        ax.set_title(f"Open-loop {attr[:3]} (median over {runs_text(results.params.runs)}, bar = min-max)", fontsize=10)
+    legend_outside(fig, panels[0])
     loads = ", ".join(f"{f:g}" for f in results.params.open_loop_loads)
     fig.suptitle(f"Latency vs offered load (fractions {loads} of the baseline's closed-loop throughput): what "
                  "batching costs a request at each load")
-    fig.savefig(path, **_SAVE)
+    fig.savefig(path, **SAVE)
     return fig
 
 
@@ -318,7 +181,7 @@ def _cdf(ax: Axes, loop: LoopResult | None, label: str, color: str) -> str | Non
 
 
 def plot_latency_cdf(results: SweepResults, path: Path) -> Figure:
-    fig = _figure(13, 5.5)
+    fig = new_figure(13, 5.5)
     panels = fig.subplots(1, 2)
     colors = config_colors(results)
     base = results.baseline
@@ -340,9 +203,9 @@ def plot_latency_cdf(results: SweepResults, path: Path) -> Figure:
         ax.set_ylim(0, 1.01)
         ax.grid(True, alpha=0.3)
         ax.set_title(f"{title}\n{'; '.join(drawn)}", fontsize=10)
-    _legend_outside(fig, panels[0], loc="outside lower center", ncols=3)
+    legend_outside(fig, panels[0], loc="outside lower center", ncols=3)
     fig.suptitle(f"Latency CDF: unbatched baseline vs static max_batch={CDF_MAX_BATCH} (successful requests)")
-    fig.savefig(path, **_SAVE)
+    fig.savefig(path, **SAVE)
     return fig
 
 
@@ -361,10 +224,6 @@ class _Bucket:
         return str(self.lo) if self.lo == self.hi else f"{self.lo}\u2013{self.hi}"
 
 
-def _bound_value(bound: str) -> float:
-    return float("inf") if bound == "+Inf" else float(bound)
-
-
 def size_buckets(hist: Mapping[str, int], max_batch: int) -> list[_Bucket]:
     """The non-empty buckets of a batch-size histogram (batches per Prometheus upper bound, not cumulative) as the
     sizes they really cover. Sizes are integers, so bucket (4, 6] is 5..6; the server never runs more than
@@ -372,8 +231,8 @@ def size_buckets(hist: Mapping[str, int], max_batch: int) -> list[_Bucket]:
     to max_batch). Sweeps before the server had a bucket per size hold such ranges, and nothing recorded says where
     inside one a batch fell."""
     out, prev = [], 0
-    for bound in sorted(hist, key=_bound_value):
-        top = _bound_value(bound)
+    for bound in sorted(hist, key=bound_value):
+        top = bound_value(bound)
         if hist[bound]:
             hi = int(min(top, max_batch))
             out.append(_Bucket(prev + 1, max(prev + 1, hi), hist[bound]))
@@ -381,7 +240,7 @@ def size_buckets(hist: Mapping[str, int], max_batch: int) -> list[_Bucket]:
     return out
 
 
-def _fill_panel(ax: Axes, row: ConfigResult, color: str) -> tuple[list[_Label], bool]:
+def _fill_panel(ax: Axes, row: ConfigResult, color: str) -> tuple[list[Label], bool]:
     """One configuration's batch sizes on a linear 1..max_batch axis: a solid bar per exact size, a hatched bar over
     the whole range where the record only has a range. Returns the bars' labels and whether any was a range."""
     limit = row.config.max_batch or 1
@@ -393,7 +252,7 @@ def _fill_panel(ax: Axes, row: ConfigResult, color: str) -> tuple[list[_Label], 
         x, frac = (b.lo + b.hi) / 2, b.batches / total
         ax.bar(x, frac, width=(b.hi - b.lo + 1) - (0.2 if exact else 0.1), color=color, alpha=1 if exact else 0.35,
                edgecolor=color, hatch=None if exact else "///", lw=1)
-        labels.append(_bar_label(b.text, "black", x, frac))
+        labels.append(bar_label(b.text, "black", x, frac))
     mean = row.mean_batch_size.median if row.mean_batch_size else float("nan")
     ax.set_title(f"{row.config.label}\n{sum(b.batches for b in buckets)} batches, mean {mean:.1f} of max {limit} "
                  f"({mean / limit:.0%} full)", fontsize=9)
@@ -412,7 +271,7 @@ def plot_batch_fill(results: SweepResults, path: Path) -> Figure:
     rows = [r for r in results.configs if r.batch_hist]
     cols = min(4, max(1, len(rows)))
     nrows = max(1, -(-len(rows) // cols))
-    fig = _figure(3.6 * cols, 3.1 * nrows + 0.4)
+    fig = new_figure(3.6 * cols, 3.1 * nrows + 0.4)
     axes = fig.subplots(nrows, cols, squeeze=False).ravel()
     colors = config_colors(results)
     labels, ranges = [], False
@@ -426,14 +285,15 @@ def plot_batch_fill(results: SweepResults, path: Path) -> Figure:
             "(sweeps before one bucket per size); a solid bar is one exact size.") if ranges else ""
     fig.suptitle("How full was each batch? Closed-loop runs, all batches, from the server's miniserve_batch_size "
                  f"histogram (unbatched: one request per model call by definition){note}", fontsize=10)
-    _place_labels(fig, labels)
-    fig.savefig(path, **_SAVE)
+    place_labels(fig, labels)
+    fig.savefig(path, **SAVE)
     return fig
 
 
+FIGURES = ((plot_throughput, "throughput_vs_batch.png"), (plot_p95, "p95_vs_batch.png"),
+           (plot_p95_vs_load, "p95_vs_load.png"), (plot_latency_cdf, "latency_cdf_baseline_vs_batch8.png"),
+           (plot_batch_fill, "batch_fill_histogram.png"))
+
+
 def write_plots(results: SweepResults, out: Path) -> None:
-    plot_throughput(results, out / "throughput_vs_batch.png")
-    plot_p95(results, out / "p95_vs_batch.png")
-    plot_p95_vs_load(results, out / "p95_vs_load.png")
-    plot_latency_cdf(results, out / "latency_cdf_baseline_vs_batch8.png")
-    plot_batch_fill(results, out / "batch_fill_histogram.png")
+    write_figures(FIGURES, results, out)

@@ -1,27 +1,23 @@
 """Lab 03's four figures, drawn from a Lab03Results table (no measuring here).
 
-The same rules as lab 02's figures (plots.py), whose helpers they use: one colour per configuration in every figure
-(plots.CONFIG_COLORS: static configurations keep lab 02's colours, continuous ones are greens, darker with more
-rows), legends outside the axes, titles that say what was measured, the same bytes on every regeneration. Static
-configurations are drawn dashed with square markers, continuous ones solid with round markers, and the best of each
-(highest median closed-loop throughput) thicker, so the two the criteria compare stand out.
+The same rules as lab 02's figures (plots.py), with the same helpers (plots_common.py): one colour per configuration
+in every figure (plots_common.CONFIG_COLORS: static configurations keep lab 02's colours, continuous ones are
+greens, darker with more rows), legends outside the axes, titles that say what was measured, the same bytes on
+every regeneration. Static configurations are drawn dashed with square markers, continuous ones solid with round
+markers, and the best of each (highest median closed-loop throughput) thicker, so the two the criteria compare stand
+out.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from miniserve.lab.plots import (BAND_COLOR, _SAVE, _figure, _legend_outside, _place_labels, _point_label,
-                                  config_colors)
-from miniserve.lab.results import Spread
-from miniserve.lab.results_lab03 import KV_SLOTS, LENGTH_CLASSES, QUEUE_DEPTH, Lab03Results, Lab03Row, class_result
-
-
-def _runs(n: int) -> str:
-    return f"{n} run" if n == 1 else f"{n} runs"
+from miniserve.lab.plots_common import (BAND_COLOR, SAVE, config_colors, legend_outside, new_figure, place_labels,
+                                        point_label, runs_text, write_figures)
+from miniserve.lab.results_lab03 import (KV_SLOTS, LENGTH_CLASSES, QUEUE_DEPTH, Lab03Results, Lab03Row, class_p95,
+                                         class_result)
 
 
 def _style(results: Lab03Results, row: Lab03Row) -> dict[str, object]:
@@ -41,19 +37,10 @@ def _batching(results: Lab03Results) -> list[Lab03Row]:
     return [*results.static, *results.continuous]
 
 
-def _p95(loop, cls: str | None) -> Spread | None:  # noqa: ANN001 - a LoopResult
-    if loop is None:
-        return None
-    if cls is None:
-        return loop.p95_ms
-    part = class_result(loop, cls)
-    return part.p95_ms if part else None
-
-
 def plot_p95_vs_load(results: Lab03Results, path: Path) -> Figure:
     """Open-loop p95 against the offered load, all requests and each length class: where continuous batching's
     shorter tail shows, and where a configuration runs out of capacity (log scale: overload is orders larger)."""
-    fig = _figure(17, 5.8)
+    fig = new_figure(17, 5.8)
     panels = fig.subplots(1, 3, sharey=True)
     colors = config_colors(results)
     judged = results.params.judged_load
@@ -61,7 +48,7 @@ def plot_p95_vs_load(results: Lab03Results, path: Path) -> Figure:
     for ax, cls in zip(panels, (None, *LENGTH_CLASSES)):
         for row in _batching(results):
             pts = sorted((loop.rate_rps, s) for loop in row.open_by_load.values()
-                         if loop.rate_rps and (s := _p95(loop, cls)) is not None)
+                         if loop.rate_rps and (s := class_p95(loop, cls)) is not None)
             if not pts:
                 continue
             ax.errorbar([x for x, _ in pts], [s.median for _, s in pts],
@@ -76,18 +63,19 @@ def plot_p95_vs_load(results: Lab03Results, path: Path) -> Figure:
         what = "all requests" if cls is None else f"{cls} requests only"
         ax.set_title(f"p95, {what}", fontsize=10)
     panels[0].set_ylabel("open-loop p95 latency (ms, log scale)")
-    _legend_outside(fig, panels[0])
+    legend_outside(fig, panels[0])
     loads = ", ".join(f"{f:g}" for f in sorted(results.params.open_loop_loads))
     fig.suptitle(f"Open-loop p95 vs offered load (fractions {loads} of the best static configuration's closed-loop "
-                 f"throughput); median over {_runs(results.params.runs)}, bar = min-max; static dashed, continuous solid")
-    fig.savefig(path, **_SAVE)
+                 f"throughput); median over {runs_text(results.params.runs)}, bar = min-max; static dashed, "
+                 "continuous solid")
+    fig.savefig(path, **SAVE)
     return fig
 
 
 def plot_latency_cdf(results: Lab03Results, path: Path) -> Figure:
     """Latency CDFs at the judged load, short and long requests apart, every batching configuration (all runs'
     successful requests pooled): under static batching a short request's curve sits near the long ones'."""
-    fig = _figure(15, 5.8)
+    fig = new_figure(15, 5.8)
     panels = fig.subplots(1, 2, sharey=True)
     colors = config_colors(results)
     load = results.params.judged_load
@@ -113,11 +101,11 @@ def plot_latency_cdf(results: Lab03Results, path: Path) -> Figure:
         ax.grid(True, which="both", alpha=0.3)
         ax.set_title(f"{cls} requests", fontsize=10)
     panels[0].set_ylabel("fraction of requests answered within")
-    _legend_outside(fig, panels[0])
+    legend_outside(fig, panels[0])
     rate_text = f"{rate:.1f} req/s = " if rate else ""
     fig.suptitle(f"Latency CDF by request length, open loop at {rate_text}{load:g} x the best static's throughput "
-                 f"(successful requests of all {_runs(results.params.runs)} pooled)")
-    fig.savefig(path, **_SAVE)
+                 f"(successful requests of all {runs_text(results.params.runs)} pooled)")
+    fig.savefig(path, **SAVE)
     return fig
 
 
@@ -135,7 +123,7 @@ def plot_rows_in_use(results: Lab03Results, path: Path) -> Figure:
     cont = [r for r in results.continuous if r.samples and r.samples.get("t_s")]
     static = [r for r in results.static if r.samples and r.samples.get("t_s")]
     n = max(1, len(cont) + (1 if static else 0))
-    fig = _figure(13, 2.3 * n + 1.2)
+    fig = new_figure(13, 2.3 * n + 1.2)
     axes = fig.subplots(n, 1, sharex=True, squeeze=False).ravel()
     run_text = ""
     for ax, row in zip(axes, cont):
@@ -176,7 +164,7 @@ def plot_rows_in_use(results: Lab03Results, path: Path) -> Figure:
     interval = next((r.samples.get("interval_s") for r in cont + static if r.samples.get("interval_s")), None)
     every = f"every {interval * 1000:.0f} ms" if interval else "periodically"
     fig.suptitle(f"Rows in use over time, sampled from /metrics {every}{' during the ' + run_text if run_text else ''}")
-    fig.savefig(path, **_SAVE)
+    fig.savefig(path, **SAVE)
     return fig
 
 
@@ -192,7 +180,7 @@ def _run_text(results: Lab03Results, samples: dict) -> str:
 def plot_throughput_vs_rows(results: Lab03Results, path: Path) -> Figure:
     """Closed-loop throughput against the rows a model call may carry: max_running (continuous) and max_batch
     (static) on one log2 axis, the unbatched baseline as a line over its run range."""
-    fig = _figure(12, 5.8)
+    fig = new_figure(12, 5.8)
     ax = fig.subplots()
     colors = config_colors(results)
     labels = []
@@ -208,12 +196,12 @@ def plot_throughput_vs_rows(results: Lab03Results, path: Path) -> Figure:
             ax.errorbar([x], [s.median], yerr=[[s.median - s.min], [s.max - s.median]], marker=style["marker"],
                         capsize=4, lw=2, color=colors[r.key], label=_label(results, r), zorder=style["zorder"],
                         markersize=9 if style["lw"] == 3.0 else 6)
-            labels.append(_point_label(f"{s.median:.0f}", colors[r.key], x, s))
+            labels.append(point_label(f"{s.median:.0f}", colors[r.key], x, s))
     base = results.baseline
     if base is not None and base.tput is not None:
         b = base.tput
         ax.axhline(b.median, color=colors[base.key], lw=1.5, zorder=2,
-                   label=f"unbatched baseline: median over {_runs(results.params.runs)}")
+                   label=f"unbatched baseline: median over {runs_text(results.params.runs)}")
         ax.axhspan(b.min, b.max, color=BAND_COLOR, alpha=0.15, lw=0, zorder=0,
                    label="unbatched baseline: min-max (grey band)")
     s = results.best_static
@@ -232,15 +220,16 @@ def plot_throughput_vs_rows(results: Lab03Results, path: Path) -> Figure:
     ax.grid(True, alpha=0.3)
     p = results.params
     ax.set_title(f"Closed-loop throughput vs rows (max_running / max_batch)\n{p.concurrency} clients, {p.total} "
-                 f"requests per run, {_runs(p.runs)}; point = median, bar = min-max", fontsize=11)
-    _legend_outside(fig, ax)
-    _place_labels(fig, [(ax, labels)])
-    fig.savefig(path, **_SAVE)
+                 f"requests per run, {runs_text(p.runs)}; point = median, bar = min-max", fontsize=11)
+    legend_outside(fig, ax)
+    place_labels(fig, [(ax, labels)])
+    fig.savefig(path, **SAVE)
     return fig
 
 
+FIGURES = ((plot_p95_vs_load, "p95_vs_load.png"), (plot_latency_cdf, "latency_cdf_by_length.png"),
+           (plot_rows_in_use, "rows_in_use.png"), (plot_throughput_vs_rows, "throughput_vs_max_running.png"))
+
+
 def write_plots(results: Lab03Results, out: Path) -> None:
-    plot_p95_vs_load(results, out / "p95_vs_load.png")
-    plot_latency_cdf(results, out / "latency_cdf_by_length.png")
-    plot_rows_in_use(results, out / "rows_in_use.png")
-    plot_throughput_vs_rows(results, out / "throughput_vs_max_running.png")
+    write_figures(FIGURES, results, out)

@@ -1,23 +1,24 @@
-"""`miniserve report`: the lab-02 experiment folder, written from a pytest-benchmark JSON of the sweep.
+"""`miniserve report`: the lab-02 experiment folder, written from a pytest-benchmark JSON of the sweep, and the
+command that writes each lab's folder (lab 03's tables and manifest are in report_lab03.py).
 
 Benchmarks write data; this module only reads it. The same function runs at the end of the sweep's pytest session
 (on the JSON pytest-benchmark is about to save) and from the command line on a saved JSON, so the folder can be
 regenerated without rerunning the sweep: `miniserve report out.json`. The JSON itself is copied into the folder
-as benchmark.json, which makes every experiment folder regenerable from its own contents.
+as benchmark.json, which makes every experiment folder regenerable from its own contents (report_common.py: the
+writer both labs use).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import math
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from miniserve.lab import criteria
+from miniserve.lab import criteria, report_common, report_lab03
+from miniserve.lab.report_common import (LabReport, clean_json, load_generator, manifest_head, manifest_tail,
+                                         rounded, rounded_median, servers, status_line, status_text, write_csv)
 from miniserve.lab.results import LAB_02, LAB_03, ConfigResult, Spread, SweepResults, labs_in, split_by_lab
 
 EXPERIMENT = "phase-33-lab-02"
@@ -41,41 +42,10 @@ OPEN_LOOP_COLUMNS = (
 )
 
 
-def sweep_datetime(benchmark_json: dict[str, Any]) -> datetime:
-    """When pytest-benchmark saved the sweep, in local time (the folder is named after the sweep, not the report)."""
-    raw = benchmark_json.get("datetime")
-    return datetime.fromisoformat(raw).astimezone() if raw else datetime.now().astimezone()
-
-
 def default_experiment_dir(benchmark_json: dict[str, Any], root: str | Path = "experiments") -> Path:
     """experiments/<date>-phase-33-lab-02 (…-quick when the sweep ran with other than the lab's parameters, so a
     quick check is never mistaken for the lab's deliverable), with -2, -3, … when that folder already exists."""
-    results = SweepResults.from_benchmark_json(benchmark_json)
-    suffix = "" if results.params.is_lab_default() else "-quick"
-    return next_free_dir(Path(root) / f"{sweep_datetime(benchmark_json):%Y-%m-%d}-{EXPERIMENT}{suffix}")
-
-
-def next_free_dir(base: Path) -> Path:
-    """base, or base-2, base-3, ... : the first that does not exist yet."""
-    # A second sweep on the same day gets a new folder: committed results are never replaced by a later run.
-    # (Regenerating a folder on purpose names it: `miniserve report <dir>/benchmark.json --out <dir>`.)
-    n = 2
-    target = base
-    while target.exists():
-        target, n = base.with_name(f"{base.name}-{n}"), n + 1
-    return target
-
-
-def _r(x: float | None, nd: int = 2) -> float | None:
-    return None if x is None or not math.isfinite(x) else round(x, nd)
-
-
-def _med(s: Spread | None) -> float | None:
-    return _r(s.median) if s else None
-
-
-def _statuses(counts: dict[str, int]) -> str:
-    return ";".join(f"{k}={v}" for k, v in sorted(counts.items(), key=lambda kv: int(kv[0])))
+    return report_common.default_experiment_dir(LAB02, benchmark_json, root)
 
 
 def csv_row(row: ConfigResult, judged_load: float | None = None) -> dict[str, Any]:
@@ -87,32 +57,28 @@ def csv_row(row: ConfigResult, judged_load: float | None = None) -> dict[str, An
     }
     for name in ("p50_ms", "p95_ms", "p99_ms", "throughput_rps"):
         s: Spread | None = getattr(closed, name) if closed else None
-        out[name] = _med(s)
-        out[f"{name}_min"], out[f"{name}_max"] = (_r(s.min), _r(s.max)) if s else (None, None)
+        out[name] = rounded_median(s)
+        out[f"{name}_min"], out[f"{name}_max"] = (rounded(s.min), rounded(s.max)) if s else (None, None)
     out["requests"] = closed.requests if closed else 0
-    out["status_counts"] = _statuses(closed.statuses) if closed else ""
-    out["mean_batch_size"] = _med(row.mean_batch_size)
+    out["status_counts"] = status_text(closed.statuses) if closed else ""
+    out["mean_batch_size"] = rounded_median(row.mean_batch_size)
     fill = row.mean_batch_size.median / c.max_batch if row.mean_batch_size and c.max_batch else None
-    out["mean_batch_fill"] = _r(fill, 3)
+    out["mean_batch_fill"] = rounded(fill, 3)
     out["open_loop_rate_fraction"] = judged_load if opened else None
-    out["open_loop_rate_rps"] = _r(opened.rate_rps) if opened and opened.rate_rps else None
+    out["open_loop_rate_rps"] = rounded(opened.rate_rps) if opened and opened.rate_rps else None
     out["open_loop_runs"] = len(opened.runs) if opened else 0
-    out["open_loop_p50_ms"] = _med(opened.p50_ms) if opened else None
-    out["open_loop_p95_ms"] = _med(opened.p95_ms) if opened else None
-    out["open_loop_p95_ms_min"] = _r(opened.p95_ms.min) if opened and opened.p95_ms else None
-    out["open_loop_p95_ms_max"] = _r(opened.p95_ms.max) if opened and opened.p95_ms else None
-    out["open_loop_p99_ms"] = _med(opened.p99_ms) if opened else None
+    out["open_loop_p50_ms"] = rounded_median(opened.p50_ms) if opened else None
+    out["open_loop_p95_ms"] = rounded_median(opened.p95_ms) if opened else None
+    out["open_loop_p95_ms_min"] = rounded(opened.p95_ms.min) if opened and opened.p95_ms else None
+    out["open_loop_p95_ms_max"] = rounded(opened.p95_ms.max) if opened and opened.p95_ms else None
+    out["open_loop_p99_ms"] = rounded_median(opened.p99_ms) if opened else None
     out["open_loop_requests"] = opened.requests if opened else 0
-    out["open_loop_status_counts"] = _statuses(opened.statuses) if opened else ""
+    out["open_loop_status_counts"] = status_text(opened.statuses) if opened else ""
     return {k: out.get(k) for k in CSV_COLUMNS}
 
 
-def write_csv(results: SweepResults, path: Path) -> None:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
-        w.writeheader()
-        for row in results.configs:
-            w.writerow({k: "" if v is None else v for k, v in csv_row(row, results.params.judged_load).items()})
+def csv_rows(results: SweepResults) -> list[dict[str, Any]]:
+    return [csv_row(row, results.params.judged_load) for row in results.configs]
 
 
 def open_loop_rows(results: SweepResults) -> list[dict[str, Any]]:
@@ -130,43 +96,20 @@ def open_loop_rows(results: SweepResults) -> list[dict[str, Any]]:
                               if (r.get("batch_size") or {}).get("count"))
             out.append({
                 "config": c.key, "mode": c.mode, "max_batch": c.max_batch, "max_wait_ms": c.max_wait_ms,
-                "load_fraction": load, "rate_rps": _r(loop.rate_rps), "runs": len(loop.runs),
-                "p50_ms": _med(loop.p50_ms), "p95_ms": _med(p95), "p95_ms_min": _r(p95.min) if p95 else None,
-                "p95_ms_max": _r(p95.max) if p95 else None, "p99_ms": _med(loop.p99_ms),
-                "baseline_p95_ms": _r(base_p95),
-                "p95_minus_baseline_ms": _r(p95.median - base_p95) if p95 and base_p95 is not None else None,
-                "mean_batch_size": _med(batch), "requests": loop.requests, "status_counts": _statuses(loop.statuses),
+                "load_fraction": load, "rate_rps": rounded(loop.rate_rps), "runs": len(loop.runs),
+                "p50_ms": rounded_median(loop.p50_ms), "p95_ms": rounded_median(p95),
+                "p95_ms_min": rounded(p95.min) if p95 else None, "p95_ms_max": rounded(p95.max) if p95 else None,
+                "p99_ms": rounded_median(loop.p99_ms), "baseline_p95_ms": rounded(base_p95),
+                "p95_minus_baseline_ms": rounded(p95.median - base_p95) if p95 and base_p95 is not None else None,
+                "mean_batch_size": rounded_median(batch), "requests": loop.requests,
+                "status_counts": status_text(loop.statuses),
             })
     return out
 
 
-def write_open_loop_csv(results: SweepResults, path: Path) -> None:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=OPEN_LOOP_COLUMNS)
-        w.writeheader()
-        for row in open_loop_rows(results):
-            w.writerow({k: "" if row[k] is None else row[k] for k in OPEN_LOOP_COLUMNS})
-
-
-def _clean(x: Any) -> Any:
-    """JSON has no NaN/Infinity: a missing or undefined number is null."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if x is None or isinstance(x, (str, int, bool)):
-        return x
-    return str(x)  # anything else a plugin put in the JSON is kept readable rather than failing the report
-
-
-def _shown(path: Path) -> str:
-    """Relative to the working directory when inside it, so a committed manifest names no machine's paths."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+def write_tables(results: SweepResults, out: Path) -> None:
+    write_csv(csv_rows(results), CSV_COLUMNS, out / "batch_sweep.csv")
+    write_csv(open_loop_rows(results), OPEN_LOOP_COLUMNS, out / "open_loop_by_load.csv")
 
 
 def _open_loop_summary(results: SweepResults) -> list[dict[str, Any]]:
@@ -188,50 +131,31 @@ def _open_loop_summary(results: SweepResults) -> list[dict[str, Any]]:
 
 
 def build_manifest(benchmark_json: dict[str, Any], results: SweepResults, out_dir: Path) -> dict[str, Any]:
-    machine = benchmark_json.get("machine_info") or {}
-    env = dict(machine.get("miniserve") or {})
-    env.pop("sweep", None)
-    commit = benchmark_json.get("commit_info") or {}
-    verdicts = criteria.evaluate(results)
-    cal = results.calibration
     base = results.baseline
-    return _clean({
-        "experiment": EXPERIMENT,
-        "date": sweep_datetime(benchmark_json).isoformat(timespec="seconds"),
-        "git": {"commit": commit.get("id"), "dirty": commit.get("dirty"), "branch": commit.get("branch")},
-        "environment": {**env, "system": machine.get("system"), "release": machine.get("release"),
-                        "machine": machine.get("machine"), "python_implementation":
-                        machine.get("python_implementation"), "pytest_benchmark": benchmark_json.get("version")},
-        "model_sha256": env.get("model_sha256"),
+    return clean_json({
+        **manifest_head(benchmark_json, EXPERIMENT, ["sweep"]),
         "sweep": {**results.params.to_dict(), "lab_defaults": results.params.is_lab_default()},
         "open_loop_rate_rps": base.open.rate_rps if base and base.open else None,
         "open_loop_by_load": _open_loop_summary(results),
-        "servers": {r.key: {"label": r.config.label, **r.server} for r in results.configs},
-        "load_generator": None if cal is None else {
-            "client": cal.client, "concurrency": cal.concurrency, "requests": cal.requests,
-            "ceiling_rps": cal.throughput_rps, "p50_ms": cal.p50_ms, "p95_ms": cal.p95_ms, "statuses": cal.statuses,
-            "endpoint": "POST /noop"},
-        "acceptance": {"outcome": criteria.outcome(verdicts), "all_passed": all(v.passed for v in verdicts),
-                       "verdicts": [v.to_dict() for v in verdicts]},
-        "files": list(FILES),
-        "regenerate": f"miniserve report {_shown(out_dir / 'benchmark.json')} --out {_shown(out_dir)}",
+        "servers": servers(results.configs),
+        "load_generator": load_generator(results.calibration),
+        "acceptance": report_common.acceptance(criteria.evaluate(results)),
+        **manifest_tail(FILES, out_dir),
     })
+
+
+def dump_benchmark_json(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, indent=1) + "\n"
+
+
+LAB02 = LabReport(EXPERIMENT, SweepResults.from_benchmark_json, write_tables, "miniserve.lab.plots", build_manifest,
+                  dump_benchmark_json)
+REPORTS = {LAB_02: LAB02, LAB_03: report_lab03.LAB03}
 
 
 def write_experiment(benchmark_json: dict[str, Any], out_dir: str | Path | None = None) -> Path:
     """Write the experiment folder (default: default_experiment_dir under ./experiments) and return its path."""
-    from miniserve.lab.plots import write_plots  # matplotlib only when a report is really written
-
-    out = Path(out_dir) if out_dir is not None else default_experiment_dir(benchmark_json)
-    out.mkdir(parents=True, exist_ok=True)
-    results = SweepResults.from_benchmark_json(benchmark_json)
-    write_csv(results, out / "batch_sweep.csv")
-    write_open_loop_csv(results, out / "open_loop_by_load.csv")
-    write_plots(results, out)
-    manifest = build_manifest(benchmark_json, results, out)
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    (out / "benchmark.json").write_text(json.dumps(_clean(benchmark_json), indent=1) + "\n", encoding="utf-8")
-    return out
+    return report_common.write_experiment(LAB02, benchmark_json, out_dir)
 
 
 def run_report(args: argparse.Namespace) -> int:
@@ -273,13 +197,9 @@ def write_lab_experiment(lab: str, benchmark_json: dict[str, Any], out_dir: str 
                          root: str | Path = "experiments") -> Path:
     """The lab's experiment folder from a document of that lab's records (split_by_lab), at out_dir or the next
     free default folder under root."""
-    if lab == LAB_03:
-        from miniserve.lab import report_lab03
-
-        target = out_dir if out_dir is not None else report_lab03.default_experiment_dir(benchmark_json, root)
-        return report_lab03.write_experiment(benchmark_json, target)
-    return write_experiment(benchmark_json, out_dir if out_dir is not None
-                            else default_experiment_dir(benchmark_json, root))
+    report = REPORTS.get(lab, LAB02)
+    return report_common.write_experiment(report, benchmark_json, out_dir if out_dir is not None
+                                          else report_common.default_experiment_dir(report, benchmark_json, root))
 
 
 def lab_summary_lines(lab: str, manifest: dict[str, Any]) -> list[str]:
@@ -287,9 +207,7 @@ def lab_summary_lines(lab: str, manifest: dict[str, Any]) -> list[str]:
     reported beside them, then the outcome."""
     lines = verdict_lines(manifest)
     if lab == LAB_03:
-        from miniserve.lab.report_lab03 import goal_lines
-
-        goals = goal_lines(manifest)
+        goals = report_lab03.goal_lines(manifest)
         if goals:
             lines[-1:-1] = ["goals beyond the course (reported, not gated):", *goals]
     return lines
@@ -308,5 +226,5 @@ def verdict_lines(manifest: dict[str, Any]) -> list[str]:
     acceptance = manifest["acceptance"]
     verdicts = [criteria.Verdict(**{k: v for k, v in d.items() if k != "status"}) for d in acceptance["verdicts"]]
     result = acceptance.get("outcome") or criteria.outcome(verdicts)
-    lines = [f"  {v.status:<12} {v.criterion}: {v.message}" for v in verdicts]
+    lines = [status_line(v.status, v.criterion, v.message) for v in verdicts]
     return [*lines, f"outcome: {result.upper()} -- {_OUTCOME_TEXT[result]}"]

@@ -1,20 +1,20 @@
 """The lab-03 experiment folder, written from a pytest-benchmark JSON of the lab-03 sweep (`miniserve report` picks
 this module when the JSON holds lab-03 records; report.py does lab 02).
 
-Same rules as lab 02's report: it only reads the JSON, the JSON is copied into the folder as benchmark.json so the
-folder regenerates from its own contents, a sweep never replaces an existing folder (`-2`, `-3`, ...), and one with
-other than the lab's parameters writes a `-quick` folder.
+Same rules and the same writer as lab 02's report (report_common.py): it only reads the JSON, the JSON is copied
+into the folder as benchmark.json so the folder regenerates from its own contents, a sweep never replaces an
+existing folder (`-2`, `-3`, ...), and one with other than the lab's parameters writes a `-quick` folder.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
 
-from miniserve.lab import criteria_lab03
-from miniserve.lab.report import _clean, _med, _r, _shown, _statuses, next_free_dir, sweep_datetime
+from miniserve.lab import criteria_lab03, report_common
+from miniserve.lab.report_common import (LabReport, clean_json, load_generator, manifest_head, manifest_tail, rounded,
+                                         rounded_median, servers, status_line, status_text, write_csv)
 from miniserve.lab.results import Spread
 from miniserve.lab.results_lab03 import LENGTH_CLASSES, Lab03Results, Lab03Row, class_result
 
@@ -37,9 +37,7 @@ OPEN_LOOP_COLUMNS = (
 
 
 def default_experiment_dir(benchmark_json: dict[str, Any], root: str | Path = "experiments") -> Path:
-    results = Lab03Results.from_benchmark_json(benchmark_json)
-    suffix = "" if results.params.is_lab_default() else "-quick"
-    return next_free_dir(Path(root) / f"{sweep_datetime(benchmark_json):%Y-%m-%d}-{EXPERIMENT}{suffix}")
+    return report_common.default_experiment_dir(LAB03, benchmark_json, root)
 
 
 def _best(results: Lab03Results, row: Lab03Row) -> str:
@@ -48,7 +46,7 @@ def _best(results: Lab03Results, row: Lab03Row) -> str:
 
 
 def _ratio(a: float | None, b: float | None, nd: int = 3) -> float | None:
-    return _r(a / b, nd) if a is not None and b else None
+    return rounded(a / b, nd) if a is not None and b else None
 
 
 def sweep_rows(results: Lab03Results) -> list[dict[str, Any]]:
@@ -66,19 +64,22 @@ def sweep_rows(results: Lab03Results) -> list[dict[str, Any]]:
             "max_running": c.max_running, "max_prefill_tokens": c.max_prefill_tokens,
             "torch_threads": row.server.get("torch_threads"), "workers": row.server.get("workers"),
             "best": _best(results, row), "runs": len(closed.runs) if closed else 0,
-            "throughput_rps": _med(t), "throughput_rps_min": _r(t.min) if t else None,
-            "throughput_rps_max": _r(t.max) if t else None,
-            "x_best_static": _ratio(t.median if t else None, best_s), "x_baseline": _ratio(t.median if t else None, base),
-            "p50_ms": _med(closed.p50_ms) if closed else None, "p95_ms": _med(closed.p95_ms) if closed else None,
-            "p99_ms": _med(closed.p99_ms) if closed else None,
-            "p95_ms_min": _r(closed.p95_ms.min) if closed and closed.p95_ms else None,
-            "p95_ms_max": _r(closed.p95_ms.max) if closed and closed.p95_ms else None,
-            "short_p95_ms": _med(classes["short"].p95_ms) if classes["short"] else None,
-            "long_p95_ms": _med(classes["long"].p95_ms) if classes["long"] else None,
-            "requests": closed.requests if closed else 0, "status_counts": _statuses(closed.statuses) if closed else "",
-            "mean_rows_per_call": _r(row.rows_per_call.median, 2) if row.rows_per_call else None,
-            "mean_step_ms": _r(step.median * 1000, 3) if step else None,
-            "mean_ttft_ms": _r(ttft.median * 1000, 2) if ttft else None,
+            "throughput_rps": rounded_median(t), "throughput_rps_min": rounded(t.min) if t else None,
+            "throughput_rps_max": rounded(t.max) if t else None,
+            "x_best_static": _ratio(t.median if t else None, best_s),
+            "x_baseline": _ratio(t.median if t else None, base),
+            "p50_ms": rounded_median(closed.p50_ms) if closed else None,
+            "p95_ms": rounded_median(closed.p95_ms) if closed else None,
+            "p99_ms": rounded_median(closed.p99_ms) if closed else None,
+            "p95_ms_min": rounded(closed.p95_ms.min) if closed and closed.p95_ms else None,
+            "p95_ms_max": rounded(closed.p95_ms.max) if closed and closed.p95_ms else None,
+            "short_p95_ms": rounded_median(classes["short"].p95_ms) if classes["short"] else None,
+            "long_p95_ms": rounded_median(classes["long"].p95_ms) if classes["long"] else None,
+            "requests": closed.requests if closed else 0,
+            "status_counts": status_text(closed.statuses) if closed else "",
+            "mean_rows_per_call": rounded(row.rows_per_call.median, 2) if row.rows_per_call else None,
+            "mean_step_ms": rounded(step.median * 1000, 3) if step else None,
+            "mean_ttft_ms": rounded(ttft.median * 1000, 2) if ttft else None,
             "completion_tokens": tokens.get("completion"), "prompt_tokens": tokens.get("prompt"),
         })
     return out
@@ -103,33 +104,31 @@ def open_loop_rows(results: Lab03Results) -> list[dict[str, Any]]:
             r: dict[str, Any] = {
                 "config": c.key, "mode": c.mode, "max_batch": c.max_batch, "max_wait_ms": c.max_wait_ms,
                 "max_running": c.max_running, "best": _best(results, row), "load_fraction": load,
-                "judged": load == results.params.judged_load, "rate_rps": _r(loop.rate_rps), "runs": len(loop.runs),
-                "p50_ms": _med(loop.p50_ms), "p95_ms": _med(loop.p95_ms),
-                "p95_ms_min": _r(loop.p95_ms.min) if loop.p95_ms else None,
-                "p95_ms_max": _r(loop.p95_ms.max) if loop.p95_ms else None, "p99_ms": _med(loop.p99_ms),
-                "p95_x_best_static": _ratio(_med(loop.p95_ms), _med(ref.p95_ms) if ref else None),
-                "mean_rows_per_call": _med(row.metric_mean(loop, "rows_per_step" if c.is_continuous
+                "judged": load == results.params.judged_load, "rate_rps": rounded(loop.rate_rps),
+                "runs": len(loop.runs),
+                "p50_ms": rounded_median(loop.p50_ms), "p95_ms": rounded_median(loop.p95_ms),
+                "p95_ms_min": rounded(loop.p95_ms.min) if loop.p95_ms else None,
+                "p95_ms_max": rounded(loop.p95_ms.max) if loop.p95_ms else None, "p99_ms": rounded_median(loop.p99_ms),
+                "p95_x_best_static": _ratio(rounded_median(loop.p95_ms), rounded_median(ref.p95_ms) if ref else None),
+                "mean_rows_per_call": rounded_median(row.metric_mean(loop, "rows_per_step" if c.is_continuous
                                                            else "batch_size")),
-                "requests": loop.requests, "status_counts": _statuses(loop.statuses),
+                "requests": loop.requests, "status_counts": status_text(loop.statuses),
             }
             for k in LENGTH_CLASSES:
                 s95 = p(cls[k])
-                r[f"{k}_p50_ms"] = _med(p(cls[k], "p50_ms"))
-                r[f"{k}_p95_ms"] = _med(s95)
-                r[f"{k}_p95_ms_min"] = _r(s95.min) if s95 else None
-                r[f"{k}_p95_ms_max"] = _r(s95.max) if s95 else None
-                r[f"{k}_p95_x_best_static"] = _ratio(_med(s95), _med(p(ref_cls[k])))
+                r[f"{k}_p50_ms"] = rounded_median(p(cls[k], "p50_ms"))
+                r[f"{k}_p95_ms"] = rounded_median(s95)
+                r[f"{k}_p95_ms_min"] = rounded(s95.min) if s95 else None
+                r[f"{k}_p95_ms_max"] = rounded(s95.max) if s95 else None
+                r[f"{k}_p95_x_best_static"] = _ratio(rounded_median(s95), rounded_median(p(ref_cls[k])))
                 r[f"{k}_requests"] = cls[k].requests if cls[k] else 0
             out.append(r)
     return out
 
 
-def _write_csv(rows: list[dict[str, Any]], columns: tuple[str, ...], path: Path) -> None:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=columns)
-        w.writeheader()
-        for row in rows:
-            w.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
+def write_tables(results: Lab03Results, out: Path) -> None:
+    write_csv(sweep_rows(results), SWEEP_COLUMNS, out / "lab03_sweep.csv")
+    write_csv(open_loop_rows(results), OPEN_LOOP_COLUMNS, out / "open_loop_by_load.csv")
 
 
 def _goal_dict(v: criteria_lab03.Verdict) -> dict[str, Any]:
@@ -137,23 +136,11 @@ def _goal_dict(v: criteria_lab03.Verdict) -> dict[str, Any]:
 
 
 def build_manifest(benchmark_json: dict[str, Any], results: Lab03Results, out_dir: Path) -> dict[str, Any]:
-    machine = benchmark_json.get("machine_info") or {}
-    env = dict(machine.get("miniserve") or {})
-    for key in ("sweep", "lab03", "lab03_workload"):
-        env.pop(key, None)
-    commit = benchmark_json.get("commit_info") or {}
     verdicts = criteria_lab03.evaluate(results)
     goals = criteria_lab03.goals(results)
-    cal = results.calibration
     s, c = results.best_static, results.best_continuous
-    return _clean({
-        "experiment": EXPERIMENT,
-        "date": sweep_datetime(benchmark_json).isoformat(timespec="seconds"),
-        "git": {"commit": commit.get("id"), "dirty": commit.get("dirty"), "branch": commit.get("branch")},
-        "environment": {**env, "system": machine.get("system"), "release": machine.get("release"),
-                        "machine": machine.get("machine"), "python_implementation":
-                        machine.get("python_implementation"), "pytest_benchmark": benchmark_json.get("version")},
-        "model_sha256": env.get("model_sha256"),
+    return clean_json({
+        **manifest_head(benchmark_json, EXPERIMENT, ["sweep", "lab03", "lab03_workload"]),
         "workload": results.workload,
         "sweep": {**results.params.to_dict(), "lab_defaults": results.params.is_lab_default()},
         "best": {"definition": "highest median closed-loop throughput over runs, per mode (first in sweep order on "
@@ -164,32 +151,16 @@ def build_manifest(benchmark_json: dict[str, Any], results: Lab03Results, out_di
         "open_loop_rates": [{"load_fraction": f, "judged": f == results.params.judged_load,
                              "rate_rps": results.rate_rps(f)} for f in sorted(results.params.open_loop_loads)],
         "head_of_line": criteria_lab03.head_of_line(results),
-        "servers": {r.key: {"label": r.config.label, **r.server} for r in results.configs},
-        "load_generator": None if cal is None else {
-            "client": cal.client, "concurrency": cal.concurrency, "requests": cal.requests,
-            "ceiling_rps": cal.throughput_rps, "p50_ms": cal.p50_ms, "p95_ms": cal.p95_ms, "statuses": cal.statuses,
-            "endpoint": "POST /noop"},
-        "acceptance": {"outcome": criteria_lab03.outcome(verdicts), "all_passed": all(v.passed for v in verdicts),
-                       "verdicts": [v.to_dict() for v in verdicts]},
+        "servers": servers(results.configs),
+        "load_generator": load_generator(results.calibration),
+        "acceptance": report_common.acceptance(verdicts),
         "goals": [_goal_dict(v) for v in goals],
-        "files": list(FILES),
-        "regenerate": f"miniserve report {_shown(out_dir / 'benchmark.json')} --out {_shown(out_dir)}",
+        **manifest_tail(FILES, out_dir),
     })
 
 
 def write_experiment(benchmark_json: dict[str, Any], out_dir: str | Path | None = None) -> Path:
-    from miniserve.lab.plots_lab03 import write_plots
-
-    out = Path(out_dir) if out_dir is not None else default_experiment_dir(benchmark_json)
-    out.mkdir(parents=True, exist_ok=True)
-    results = Lab03Results.from_benchmark_json(benchmark_json)
-    _write_csv(sweep_rows(results), SWEEP_COLUMNS, out / "lab03_sweep.csv")
-    _write_csv(open_loop_rows(results), OPEN_LOOP_COLUMNS, out / "open_loop_by_load.csv")
-    write_plots(results, out)
-    manifest = build_manifest(benchmark_json, results, out)
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    (out / "benchmark.json").write_text(dump_benchmark_json(_clean(benchmark_json)), encoding="utf-8")
-    return out
+    return report_common.write_experiment(LAB03, benchmark_json, out_dir)
 
 
 def dump_benchmark_json(doc: dict[str, Any]) -> str:
@@ -200,5 +171,9 @@ def dump_benchmark_json(doc: dict[str, Any]) -> str:
     return "{" + ",\n".join(parts) + ',\n"benchmarks": [\n' + benches + "\n]}\n"
 
 
+LAB03 = LabReport(EXPERIMENT, Lab03Results.from_benchmark_json, write_tables, "miniserve.lab.plots_lab03",
+                  build_manifest, dump_benchmark_json)
+
+
 def goal_lines(manifest: dict[str, Any]) -> list[str]:
-    return [f"  {g['status']:<12} {g['criterion']}: {g['message']}" for g in manifest.get("goals") or []]
+    return [status_line(g["status"], g["criterion"], g["message"]) for g in manifest.get("goals") or []]

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from miniserve.lab import prom
+
 # The lab's configurations, plus (64, 50): the saturation criterion asks what a larger max_batch than the best one
 # gains, and on this machine the best is often the largest of the lab's list, 32.
 LAB_CONFIGS = "baseline,1:0,2:10,4:10,8:20,16:20,32:50,64:50"
@@ -224,7 +226,8 @@ class Spread:
         return cls(statistics.median(vals), min(vals), max(vals)) if vals else None
 
 
-def _sum_counts(dicts: Iterable[Mapping[str, int]]) -> dict[str, int]:
+def sum_counts(dicts: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    """Counts added up key by key (keys as strings): status codes over runs, tokens by kind, bucket sizes."""
     total: dict[str, int] = {}
     for d in dicts:
         for k, v in d.items():
@@ -268,7 +271,7 @@ class LoopResult:
             p95_ms=Spread.of(r.get("p95_ms") for r in runs),
             p99_ms=Spread.of(r.get("p99_ms") for r in runs),
             throughput_rps=Spread.of(r.get("throughput_rps") for r in runs),
-            statuses=_sum_counts(r.get("by_status") or {} for r in runs),
+            statuses=sum_counts(r.get("by_status") or {} for r in runs),
             requests=sum(int(r.get("requests", 0)) for r in runs),
             rate_rps=infos[0].get("rate_rps"),
             latencies_ms=samples.get(chosen),
@@ -307,6 +310,13 @@ class Calibration:
     client: str
     concurrency: int
 
+    @classmethod
+    def from_info(cls, info: Mapping[str, Any]) -> Calibration:
+        """From a calibration record's extra_info (either lab's)."""
+        return cls(throughput_rps=float(info["throughput_rps"]), p50_ms=info.get("p50_ms"), p95_ms=info.get("p95_ms"),
+                   requests=int(info.get("requests", 0)), statuses=sum_counts([info.get("by_status") or {}]),
+                   client=str(info.get("client", "?")), concurrency=int(info.get("concurrency", 0)))
+
 
 @dataclass(slots=True)
 class SweepResults:
@@ -338,11 +348,7 @@ class SweepResults:
             info = bench.get("extra_info") or {}
             kind = info.get("kind")
             if kind == "calibration":
-                calibration = Calibration(
-                    throughput_rps=float(info["throughput_rps"]), p50_ms=info.get("p50_ms"),
-                    p95_ms=info.get("p95_ms"), requests=int(info.get("requests", 0)),
-                    statuses=_sum_counts([info.get("by_status") or {}]), client=str(info.get("client", "?")),
-                    concurrency=int(info.get("concurrency", 0)))
+                calibration = Calibration.from_info(info)
                 continue
             if kind not in ("closed_loop", "open_loop"):
                 continue
@@ -361,7 +367,7 @@ class SweepResults:
                 continue
             row.closed = loop
             hists = [r["batch_size"] for r in loop.runs if r.get("batch_size")]
-            row.batch_hist = _sum_counts(h.get("buckets") or {} for h in hists)
+            row.batch_hist = sum_counts(h.get("buckets") or {} for h in hists)
             row.mean_batch_size = Spread.of(h["sum"] / h["count"] if h.get("count") else None for h in hists)
         return cls(params, list(rows.values()), calibration)
 
@@ -373,39 +379,18 @@ class SweepResults:
         return cls.from_benchmarks(data.get("benchmarks") or [], params)
 
 
-def _bound(le: str) -> str:
-    return le if le == "+Inf" else f"{float(le):g}"
-
-
 def parse_batch_histogram(metrics_text: str, name: str = "miniserve_batch_size") -> dict[str, Any]:
     """The cumulative histogram `name` from Prometheus text: {"cumulative": {bound: n}, "count": n, "sum": x}."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    for family in text_string_to_metric_families(metrics_text):
-        if family.name == name:
-            out: dict[str, Any] = {"cumulative": {}, "count": 0.0, "sum": 0.0}
-            for s in family.samples:
-                if s.name.endswith("_bucket"):
-                    out["cumulative"][_bound(s.labels["le"])] = s.value
-                elif s.name.endswith("_count"):
-                    out["count"] = s.value
-                elif s.name.endswith("_sum"):
-                    out["sum"] = s.value
-            return out
-    raise ValueError(f"no {name} histogram in the metrics text")
+    hist = prom.parse(metrics_text, [name])[name]
+    if hist is None:
+        raise ValueError(f"no {name} histogram in the metrics text")
+    return hist
 
 
 def histogram_delta(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
-    """What happened between two scrapes: batches per bucket (non-cumulative, keyed by upper bound), their count
-    and the sum of their sizes (sum / count = mean batch size)."""
-    bounds = sorted(after["cumulative"], key=lambda b: float("inf") if b == "+Inf" else float(b))
-    buckets, below = {}, 0.0
-    for b in bounds:
-        cum = after["cumulative"][b] - before["cumulative"].get(b, 0.0)
-        buckets[b] = int(round(cum - below))
-        below = cum
-    return {"buckets": buckets, "count": int(round(after["count"] - before["count"])),
-            "sum": after["sum"] - before["sum"]}
+    """What happened between two scrapes: batches per bucket (non-cumulative, keyed by upper bound, every bucket),
+    their count and the sum of their sizes (sum / count = mean batch size)."""
+    return prom.histogram_delta(before, after, keep_empty=True)
 
 
 def stale_reason(data: Mapping[str, Any], head: str | None, max_age_h: float,

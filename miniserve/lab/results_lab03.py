@@ -20,14 +20,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from miniserve.lab import prom
 from miniserve.lab.results import (BASELINE, LAB_03, LAB_PARAMS_KEY, Calibration, LoopResult, Spread, SweepConfig,
-                                     _sum_counts, benchmark_lab)
+                                     benchmark_lab, sum_counts)
+from miniserve.lab.workloads import LAB03_PAYLOADS, LENGTH_CLASSES  # noqa: F401 - LENGTH_CLASSES: re-exported
 
 # The course's configurations: the unbatched reference, three static ones (lab 02's best region) and continuous
 # batching at four row counts.
 LAB03_CONFIGS = "baseline,8:20,16:20,32:50,cont:8,cont:16,cont:32,cont:64"
-LAB03_PAYLOADS = "bench/payloads/lab03.json"  # relative to the repository root
-LENGTH_CLASSES = ("short", "long")
 
 # The server's metric names (miniserve/server/metrics.py): the exposition names the parser reports as families.
 BATCH_SIZE = "miniserve_batch_size"  # histogram: requests per model call (unbatched, static)
@@ -149,7 +149,17 @@ def class_result(loop: LoopResult | None, cls: str) -> ClassResult | None:
     return ClassResult(p50_ms=Spread.of(p.get("p50_ms") for p in parts), p95_ms=Spread.of(p.get("p95_ms") for p in parts),
                        p99_ms=Spread.of(p.get("p99_ms") for p in parts),
                        requests=sum(int(p.get("requests", 0)) for p in parts),
-                       statuses=_sum_counts(p.get("by_status") or {} for p in parts), latencies_ms=lat)
+                       statuses=sum_counts(p.get("by_status") or {} for p in parts), latencies_ms=lat)
+
+
+def class_p95(loop: LoopResult | None, cls: str | None) -> Spread | None:
+    """The loop's p95 over its runs: of all requests (cls None) or of one length class's; None when not measured."""
+    if loop is None:
+        return None
+    if cls is None:
+        return loop.p95_ms
+    part = class_result(loop, cls)
+    return part.p95_ms if part else None
 
 
 def _hist_mean(h: Mapping[str, Any] | None) -> float | None:
@@ -184,7 +194,7 @@ class Lab03Row:
         return self.metric_mean(self.closed, "rows_per_step" if self.config.is_continuous else "batch_size")
 
     def tokens(self, loop: LoopResult | None) -> dict[str, int]:
-        return _sum_counts((r.get("metrics") or {}).get("tokens") or {} for r in loop.runs) if loop else {}
+        return sum_counts((r.get("metrics") or {}).get("tokens") or {} for r in loop.runs) if loop else {}
 
 
 @dataclass(slots=True)
@@ -235,11 +245,7 @@ class Lab03Results:
             info = bench.get("extra_info") or {}
             kind = info.get("kind")
             if kind == "calibration":
-                calibration = Calibration(
-                    throughput_rps=float(info["throughput_rps"]), p50_ms=info.get("p50_ms"),
-                    p95_ms=info.get("p95_ms"), requests=int(info.get("requests", 0)),
-                    statuses=_sum_counts([info.get("by_status") or {}]), client=str(info.get("client", "?")),
-                    concurrency=int(info.get("concurrency", 0)))
+                calibration = Calibration.from_info(info)
                 continue
             if kind not in ("closed_loop", "open_loop"):
                 continue
@@ -281,47 +287,14 @@ def best_of(rows: Sequence[Lab03Row]) -> Lab03Row | None:
 def scrape(metrics_text: str) -> dict[str, Any]:
     """The lab's metrics from Prometheus text: each HISTOGRAMS entry as {"cumulative": {bound: n}, "count", "sum"}
     (None when the server does not expose it), and the token counters by kind."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    wanted = {name: key for key, name in HISTOGRAMS.items()}
-    out: dict[str, Any] = {key: None for key in HISTOGRAMS} | {"tokens": None}
-    for family in text_string_to_metric_families(metrics_text):
-        if family.name in wanted:
-            h: dict[str, Any] = {"cumulative": {}, "count": 0.0, "sum": 0.0}
-            for s in family.samples:
-                if s.name.endswith("_bucket"):
-                    le = s.labels["le"]
-                    h["cumulative"][le if le == "+Inf" else f"{float(le):g}"] = s.value
-                elif s.name.endswith("_count"):
-                    h["count"] = s.value
-                elif s.name.endswith("_sum"):
-                    h["sum"] = s.value
-            out[wanted[family.name]] = h
-        elif family.name == TOKENS:
-            out["tokens"] = {s.labels.get("kind", "?"): s.value for s in family.samples if s.name.endswith("_total")}
-    return out
+    families = prom.parse(metrics_text, HISTOGRAMS.values(), {TOKENS: "kind"})
+    return {key: families[name] for key, name in HISTOGRAMS.items()} | {"tokens": families[TOKENS]}
 
 
 def metrics_delta(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
     """What a run added: per histogram its non-cumulative buckets (only the non-empty ones), count and sum; tokens by
     kind. A metric the server does not expose stays None."""
-    out: dict[str, Any] = {}
-    for key in HISTOGRAMS:
-        a, b = after.get(key), before.get(key) or {"cumulative": {}, "count": 0.0, "sum": 0.0}
-        if a is None:
-            out[key] = None
-            continue
-        bounds = sorted(a["cumulative"], key=lambda x: float("inf") if x == "+Inf" else float(x))
-        buckets, below = {}, 0.0
-        for bound in bounds:
-            cum = a["cumulative"][bound] - b["cumulative"].get(bound, 0.0)
-            if n := int(round(cum - below)):
-                buckets[bound] = n
-            below = cum
-        out[key] = {"buckets": buckets, "count": int(round(a["count"] - b["count"])), "sum": a["sum"] - b["sum"]}
-    if after.get("tokens") is None:
-        out["tokens"] = None
-    else:
-        was = before.get("tokens") or {}
-        out["tokens"] = {k: int(round(v - was.get(k, 0.0))) for k, v in sorted(after["tokens"].items())}
+    out: dict[str, Any] = {key: None if after.get(key) is None else
+                           prom.histogram_delta(before.get(key), after[key], keep_empty=False) for key in HISTOGRAMS}
+    out["tokens"] = None if after.get("tokens") is None else prom.counter_delta(before.get("tokens"), after["tokens"])
     return out

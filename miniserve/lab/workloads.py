@@ -32,9 +32,10 @@ SHORT, LONG, UNKNOWN = "short", "long", "unknown"
 LENGTH_CLASSES = (SHORT, LONG)
 SHORT_WORDS = (3, 8)  # inclusive word counts of a short correction
 LONG_WORDS = (25, 60)  # ... and of a long input
-MAX_CHARS = 500  # the API's limit on `sentence`
+MAX_CHARS = 500  # the API's limit on `sentence` (miniserve.server.payload.MAX_SENTENCE_CHARS; a test keeps them equal)
 REPO_ROOT = Path(__file__).resolve().parents[2]
-LAB03_FILE = REPO_ROOT / "bench" / "payloads" / "lab03.json"
+LAB03_PAYLOADS = "bench/payloads/lab03.json"  # relative to the repository root, as the lab-03 sweep records it
+LAB03_FILE = REPO_ROOT / LAB03_PAYLOADS
 
 
 class WorkloadError(ValueError):
@@ -78,14 +79,10 @@ def _fits(text: str, bounds: tuple[int, int]) -> bool:
     return bounds[0] <= words(text) <= bounds[1] and len(text) <= MAX_CHARS
 
 
-def _whole(source: str) -> bool:
-    """A sentence a reader (and the splitter) sees the end of: capital first, . ! or ? last."""
-    return source[-1:] in ".!?" and source[:1].isupper()
-
-
 def lab03_payloads(spec: Lab03Spec = Lab03Spec()) -> list[dict[str, Any]]:
     """The lab-03 payloads in send order: {"sentence", "length", "words", "sentences", "shape", "kinds"}."""
     from miniserve.tutor.corpus import generate_pairs  # torch-free, but only needed here
+    from miniserve.tutor.sentences import is_whole_sentence
 
     rng = random.Random(spec.seed)
     pairs, seen = [], set()
@@ -98,7 +95,7 @@ def lab03_payloads(spec: Lab03Spec = Lab03Spec()) -> list[dict[str, Any]]:
     n_single = n_long - n_multi
     shorts = [p for p in pairs if _fits(p.source, SHORT_WORDS)]
     singles = [p for p in pairs if _fits(p.source, LONG_WORDS)]
-    parts = [p for p in pairs if _whole(p.source) and 5 <= words(p.source) < LONG_WORDS[0]]
+    parts = [p for p in pairs if is_whole_sentence(p.source) and 5 <= words(p.source) < LONG_WORDS[0]]
     for have, need, what in ((shorts, n_short, f"short sentences ({SHORT_WORDS[0]}-{SHORT_WORDS[1]} words)"),
                              (singles, n_single, f"long single sentences ({LONG_WORDS[0]}-{LONG_WORDS[1]} words)")):
         if len(have) < need:

@@ -13,7 +13,7 @@ import pytest
 from matplotlib.colors import to_hex
 
 from miniserve.cli import main
-from miniserve.lab import plots, plots_lab03
+from miniserve.lab import plots_common, plots_lab03
 from miniserve.lab.report_lab03 import FILES, OPEN_LOOP_COLUMNS, SWEEP_COLUMNS, default_experiment_dir, write_experiment
 from miniserve.lab.results_lab03 import Lab03Results
 from tests._lab03_fakes import GOOD_THROUGHPUT, fake_lab03_json
@@ -141,9 +141,9 @@ def test_report_detects_the_lab_and_splits_a_session_of_both(tmp_path: Path, cap
 
 def test_every_figure_keeps_a_configurations_colour() -> None:
     r = Lab03Results.from_benchmark_json(fake_lab03_json())
-    colors = plots.config_colors(r)
+    colors = plots_common.config_colors(r)
     assert len(set(colors.values())) == len(colors) == 8
-    assert colors["static-8-20"] == "tab:red" and colors["continuous-32"] == plots.CONFIG_COLORS["continuous-32"]
+    assert colors["static-8-20"] == "tab:red" and colors["continuous-32"] == plots_common.CONFIG_COLORS["continuous-32"]
     figs = {"load": plots_lab03.plot_p95_vs_load, "cdf": plots_lab03.plot_latency_cdf,
             "tput": plots_lab03.plot_throughput_vs_rows}
     for name, draw in figs.items():

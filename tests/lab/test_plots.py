@@ -14,7 +14,7 @@ from matplotlib.container import BarContainer, ErrorbarContainer
 from matplotlib.figure import Figure
 from matplotlib.text import Annotation
 
-from miniserve.lab import plots
+from miniserve.lab import plots, plots_common
 from miniserve.lab.results import SweepResults
 from tests._sweep_fakes import fake_benchmark_json
 
@@ -45,17 +45,17 @@ def legend_colors(fig: Figure) -> dict[str, str]:
 
 
 def test_every_lab_configuration_has_its_own_colour(results: SweepResults) -> None:
-    colors = plots.config_colors(results)
+    colors = plots_common.config_colors(results)
     assert set(colors) == {r.key for r in results.configs}
     assert len(set(colors.values())) == len(colors)
-    assert colors == {k: plots.CONFIG_COLORS[k] for k in colors}
+    assert colors == {k: plots_common.CONFIG_COLORS[k] for k in colors}
 
 
 def test_configurations_outside_the_lab_list_take_spare_colours() -> None:
     doc = fake_benchmark_json({"baseline": 100.0, "static-3-5": 150.0, "static-8-20": 200.0},
                               {"baseline": 29.0, "static-3-5": 40.0, "static-8-20": 54.0})
-    colors = plots.config_colors(SweepResults.from_benchmark_json(doc))
-    assert colors == {"baseline": "black", "static-3-5": plots.SPARE_COLORS[0], "static-8-20": "tab:red"}
+    colors = plots_common.config_colors(SweepResults.from_benchmark_json(doc))
+    assert colors == {"baseline": "black", "static-3-5": plots_common.SPARE_COLORS[0], "static-8-20": "tab:red"}
 
 
 def test_a_configuration_has_one_colour_in_every_figure(figures: dict[str, Figure]) -> None:
@@ -90,7 +90,7 @@ def test_value_labels_cross_no_line_marker_bar_or_other_label(figures: dict[str,
         renderer = fig.canvas.get_renderer()
         for ax in fig.axes:
             labels = [t for t in ax.texts if isinstance(t, Annotation)]
-            paths, boxes = plots._obstacles(ax, renderer)
+            paths, boxes = plots_common._obstacles(ax, renderer)
             placed = [t.get_window_extent(renderer) for t in labels]
             for i, box in enumerate(placed):
                 assert not any(p.intersects_bbox(box, filled=False) for p in paths), (name, labels[i].get_text())

@@ -19,7 +19,7 @@ import pytest
 from miniserve.cli import main
 from miniserve.lab import loadgen, workloads
 from miniserve.lab.loadgen import RequestRecord
-from miniserve.server.payload import FIELDS
+from miniserve.server.payload import FIELDS, MAX_SENTENCE_CHARS
 from miniserve.tutor.corpus import generate_pairs
 
 SMALL = workloads.Lab03Spec(n=60, pool=4000)
@@ -89,6 +89,11 @@ def test_only_the_apis_fields_are_sent() -> None:
     assert set(workloads.BODY_FIELDS) == FIELDS
     w = workloads.Workload("x", [{"sentence": "She have a dog.", "length": "short", "learner_id": "ana", "words": 4}])
     assert w.bodies == [{"sentence": "She have a dog.", "learner_id": "ana"}]
+
+
+def test_payloads_keep_to_the_apis_length_limit() -> None:
+    # the lab does not import the server at run time (starlette); this keeps its copy of the limit equal
+    assert workloads.MAX_CHARS == MAX_SENTENCE_CHARS
 
 
 def test_payload_files_in_three_shapes(tmp_path: Path) -> None:
