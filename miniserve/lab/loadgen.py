@@ -21,12 +21,12 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
 
-from miniserve.tutor.corpus import generate_pairs
 
 try:  # the CLI runs on uvloop when there is one: a cheaper event loop raises the generator's ceiling by ~40%
     from uvloop import run as _run
@@ -180,10 +180,16 @@ async def with_gauge_samples(run: Any, base_url: str, names: tuple[str, ...],
     return result, samples
 
 
+LAB02_PAYLOADS = Path(__file__).resolve().parents[2] / "bench" / "payloads" / "lab02.json"
+
+
 def default_payloads() -> list[dict]:
-    """200 held-out corpus sentences in a fixed order: the eval's mix (~60% verb errors, ~25% correct, ~15% other),
-    held-out so the server sees sentences the model was not trained on, as real learners' would be."""
-    return [{"sentence": p.source} for p in generate_pairs(200, "heldout", seed=0)]
+    """Lab 02's workload: 200 held-out single-clause sentences (3-13 words; ~60% with a verb error, ~25% correct,
+    ~15% other), frozen in bench/payloads/lab02.json from the corpus every lab-02 sweep before 2026-11-30 sent, so
+    lab 02 keeps measuring static batching on the workload its criteria were set for. Learner-length input, where a
+    static batch waits for its longest member, is lab 03's workload (bench/payloads/lab03.json)."""
+    doc = json.loads(LAB02_PAYLOADS.read_text(encoding="utf-8"))
+    return [{"sentence": p["sentence"]} for p in doc["payloads"]]
 
 
 def check_loopback(url: str) -> str:

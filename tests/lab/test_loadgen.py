@@ -286,3 +286,11 @@ def test_cli_open_loop_text_and_calibrate(server: str, capsys: pytest.CaptureFix
     text = capsys.readouterr().out
     assert "calibration" in text and "throughput" in text and "x 1 req/s" in text
     assert main(["loadtest", "--url", server, "--rate", "5"]) == 2
+
+
+def test_lab02_payloads_are_the_frozen_single_clause_set() -> None:
+    payloads = loadgen.default_payloads()
+    assert len(payloads) == 200 and all(set(p) == {"sentence"} for p in payloads)
+    # the corpus lab 02's criteria were set on: single clauses of 2-13 words, one error at most
+    assert max(len(p["sentence"].split()) for p in payloads) <= 13
+    assert payloads[0] == {"sentence": "They will visits the market in two days"}
