@@ -47,6 +47,13 @@ def _read_json(path: str) -> tuple[dict[str, Any] | None, str | None]:
     return data, None
 
 
+def _saved_run(path: str, sweep_store: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """The --sweep-json document either lab is judged on, or why it cannot be: one source of numbers per session."""
+    if sweep_store.records:
+        return None, "this session ran the sweep and was also given --sweep-json; drop one of them"
+    return _read_json(path)
+
+
 def _configs(config: pytest.Config) -> list[SweepConfig]:
     """The configurations to parametrize per-config tests with: those of the JSON judged, else this session's."""
     path = config.getoption("sweep_json")
@@ -82,10 +89,7 @@ def judged(request: pytest.FixtureRequest, sweep_store: Any) -> Judged:
     config = request.config
     path = config.getoption("sweep_json")
     if path:
-        if sweep_store.records:
-            return Judged(None, "this session ran the sweep and was also given --sweep-json; drop one of them",
-                          path)
-        data, problem = _read_json(path)
+        data, problem = _saved_run(path, sweep_store)
         if data is None:
             return Judged(None, problem, path)
         if reason := stale_reason(data, git_head(config.rootpath), config.getoption("sweep_max_age_hours")):
@@ -105,10 +109,7 @@ def judged_lab03(request: pytest.FixtureRequest, sweep_store: Any) -> Judged:
     config = request.config
     path = config.getoption("sweep_json")
     if path:
-        if sweep_store.records:
-            return Judged(None, "this session ran the sweep and was also given --sweep-json; drop one of them",
-                          path)
-        data, problem = _read_json(path)
+        data, problem = _saved_run(path, sweep_store)
         if data is None:
             return Judged(None, problem, path)
         if not any(benchmark_lab(b) == LAB_03 for b in data.get("benchmarks") or []):
