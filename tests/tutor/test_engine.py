@@ -18,7 +18,7 @@ from miniserve.server.batching.continuous import ContinuousBatchScheduler
 from miniserve.tutor import engine as engine_mod
 from miniserve.tutor.agent import GrammarTutorAgent
 from miniserve.tutor.corpus import generate_pairs
-from miniserve.tutor.engine import (SentenceItem, SentenceOutput, TutorEngine, decode_rows,
+from miniserve.tutor.engine import (SentenceItem, SentenceOutput, TutorEngine, decode_rows, move_row,
                                     prefill_rows)
 from miniserve.tutor.generate import Generator
 from miniserve.tutor.memory import LearnerMemory
@@ -87,7 +87,9 @@ TEXTS = [  # single sentences of many lengths, then inputs of several sentences 
 ]
 
 
-def test_continuous_rows_equal_each_sentence_alone(gen: Generator) -> None:
+def test_continuous_rows_equal_each_sentence_alone(gen: Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    moves = []
+    monkeypatch.setattr(engine_mod, "move_row", lambda *a: (moves.append(a), move_row(*a)))
     agent = GrammarTutorAgent(gen, LearnerMemory(":memory:"))
     inflight = [agent.begin_correction(t) for t in TEXTS]
     sources = [s for f in inflight for s in f.sources]
@@ -102,6 +104,7 @@ def test_continuous_rows_equal_each_sentence_alone(gen: Generator) -> None:
     assert len({j for j, _, _ in trace.values()}) > 10 and len({lv for _, lv, _ in trace.values()}) > 10
     assert any(j1 < j2 <= l1 < l2 for j1, l1, _ in trace.values() for j2, l2, _ in trace.values())
     assert all(sum(r == row for _, _, r in trace.values()) > 3 for row in range(5))
+    assert len(moves) > 10  # rows left from the middle, and the last row moved into their place
 
     # the agent side: a request finished from its sentences' outputs is what correct() returns
     pending = iter(outs)
@@ -123,14 +126,14 @@ def test_finish_correction_records_to_memory_like_correct(gen: Generator) -> Non
 
 
 def test_per_row_cache_matches_full_recomputation(gen: Generator) -> None:
-    """Rows join, leave and reuse rows mid-run; at every prefill and decode step each row's logits match the
-    model run on that row's whole sequence without a cache."""
+    """Rows join, leave (the last row moving into the freed one) and reuse rows mid-run; at every prefill and
+    decode step each row's logits match the model run on that row's whole sequence without a cache."""
     model = gen.model
     srcs = ["She has went to the big market with her two little brothers.", "i eat",
             "We goed to the park and played football all afternoon.", "He walk."]
     seqs = {n: gen.prompt_ids(s) for n, s in enumerate(srcs)}
     caches = model.new_caches(4, model.cfg.max_seq_len)
-    where = {}  # sentence -> cache row
+    rows: list[int] = []  # sentence in each cache row, packed as the engine keeps them
     worst = 0.0
 
     def check(names: list[int], logits: torch.Tensor) -> None:
@@ -141,28 +144,36 @@ def test_per_row_cache_matches_full_recomputation(gen: Generator) -> None:
             worst = max(worst, float((lg - full).abs().max()))
             seqs[n].append(int(lg.argmax()))  # greedy: the next token is fed back
 
-    def prefill(names: list[int], rows: list[int]) -> None:
-        where.update(zip(names, rows))
+    def prefill(names: list[int]) -> None:
+        first = len(rows)
+        rows.extend(names)
         T = max(len(seqs[n]) for n in names)
         idx = torch.tensor([seqs[n] + [gen.tok.pad_id] * (T - len(seqs[n])) for n in names])
-        check(names, prefill_rows(model, idx, torch.tensor([len(seqs[n]) for n in names]), torch.tensor(rows),
-                                  caches))
+        check(names, prefill_rows(model, idx, torch.tensor([len(seqs[n]) for n in names]), first, caches))
 
-    def decode(names: list[int]) -> None:
-        tok = torch.tensor([[seqs[n][-1]] for n in names])
-        lengths = torch.tensor([len(seqs[n]) - 1 for n in names])  # the newest token is not cached yet
-        check(names, decode_rows(model, tok, lengths, torch.tensor([where[n] for n in names]), caches))
+    def decode() -> None:
+        tok = torch.tensor([[seqs[n][-1]] for n in rows])
+        lengths = torch.tensor([len(seqs[n]) - 1 for n in rows])  # the newest token is not cached yet
+        check(rows, decode_rows(model, tok, lengths, caches))
+
+    def leave(n: int) -> None:
+        i, last = rows.index(n), rows.pop()
+        if last != n:
+            move_row(caches, len(rows), i, len(seqs[last]) - 1)
+            rows[i] = last
 
     with torch.inference_mode():
-        prefill([0, 1], [2, 0])  # a long and a short prompt together, rows out of order
+        prefill([0, 1])  # a long and a short prompt together
         for _ in range(3):
-            decode([0, 1])
-        prefill([2], [1])  # joins while 0 and 1 are mid-generation
+            decode()
+        prefill([2])  # joins while 0 and 1 are mid-generation
         for _ in range(4):
-            decode([1, 2, 0])
-        prefill([3], [0])  # sentence 1 left: its row, with longer stale keys, is reused by a shorter prompt
+            decode()
+        leave(0)  # the first row leaves: the last one (2) moves into it
+        assert rows == [2, 1]
+        prefill([3])  # row 2 held sentence 2's longer keys: stale now, reused by a shorter prompt
         for _ in range(5):
-            decode([2, 3, 0])
+            decode()
     assert worst < 1e-4
 
 
@@ -191,6 +202,25 @@ def test_a_released_row_is_reused_without_leakage(gen: Generator) -> None:
         engine.step([c])
 
 
+def test_a_row_left_out_of_a_step_is_unharmed(gen: Generator) -> None:
+    """A step runs cache rows [0, n) as one slice: a row in there that is not stepped gets a dummy write at its next
+    slot, which its next real step overwrites. Its output must not change."""
+    engine = TutorEngine(gen, max_running=3)
+    srcs = ["She has went to the big market with her two little brothers.", "He goed to school.", "i eat"]
+    a, b, c = engine.prefill([engine.item(s) for s in srcs])
+    for _ in range(3):
+        engine.step([c])  # rows 0 and 1 sit in the slice, not stepped
+    outs = {}
+    while len(outs) < 3:
+        live = [r for r in (a, b, c) if r not in outs]
+        for r, o in zip(live, engine.step(live)):
+            if o is not None:
+                outs[r] = o
+                engine.release([r])
+    assert [outs[r].ids for r in (a, b, c)] == [alone_ids(gen, s) for s in srcs]
+    assert engine.free_rows == 3
+
+
 def test_prefill_together_equals_one_by_one(gen: Generator) -> None:
     srcs = ["i eat", "She has went to the big market with her two little brothers.", "He goed to school.",
             "We eated pizza at Zoë's house."]
@@ -208,9 +238,9 @@ def test_prefill_together_equals_one_by_one(gen: Generator) -> None:
     T = max(map(len, prompts))
     idx = torch.tensor([p + [gen.tok.pad_id] * (T - len(p)) for p in prompts])
     lengths = torch.tensor([len(p) for p in prompts])
-    joint = prefill_rows(model, idx, lengths, torch.arange(4), model.new_caches(4, T))
+    joint = prefill_rows(model, idx, lengths, 0, model.new_caches(4, T))
     for i, p in enumerate(prompts):
-        single = prefill_rows(model, torch.tensor([p]), lengths[i : i + 1], torch.tensor([0]), model.new_caches(1, T))
+        single = prefill_rows(model, torch.tensor([p]), lengths[i : i + 1], 0, model.new_caches(1, T))
         torch.testing.assert_close(joint[i], single[0], rtol=1e-4, atol=1e-4)
     # the rest of the run agrees too
     for rt, ra in zip(rows_t, rows_a):
