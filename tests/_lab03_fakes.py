@@ -97,10 +97,11 @@ def fake_lab03_json(throughput: dict[str, float] | None = None,
                     statuses: dict[tuple[str, str, float | None], dict[str, int]] | None = None,
                     drop: tuple[str, ...] = (), ceiling_rps: float | None = 4000.0,
                     open_rate: dict[str, float] | None = None, with_lab02: dict[str, Any] | None = None,
-                    params: dict[str, Any] | None = None) -> dict[str, Any]:
+                    params: dict[str, Any] | None = None, step_overhead: float | None = 0.05) -> dict[str, Any]:
     """A pytest-benchmark document of a lab-03 sweep. `statuses[(kind, key, load)]` replaces one loop's status
     counts in every run ('closed' with load None, or 'open'); `drop` removes loops: 'closed:KEY' / 'open:LOAD:KEY';
-    `open_rate` overrides a config's offered rate factor (1.0 = as everyone else); `with_lab02` merges a lab-02 document
+    `open_rate` overrides a config's offered rate factor (1.0 = as everyone else); `step_overhead` is the engine-step
+    benchmark's overhead (None: no such benchmark); `with_lab02` merges a lab-02 document
     into the same session (both labs' records and parameters)."""
     throughput = dict(GOOD_THROUGHPUT if throughput is None else throughput)
     open_p95 = copy.deepcopy(GOOD_OPEN_P95 if open_p95 is None else open_p95)
@@ -142,6 +143,13 @@ def fake_lab03_json(throughput: dict[str, float] | None = None,
                            "extra_info": {"lab": "03", "kind": "calibration", "client": "aiohttp", "concurrency": 50,
                                           "requests": 5000, "by_status": {"200": 5000}, "throughput_rps": ceiling_rps,
                                           "p50_ms": 9.0, "p95_ms": 15.0}})
+    if step_overhead is not None:
+        wall = 10.0
+        benchmarks.append({"name": "test_lab03_engine_step", "group": "lab03-engine-step", "extra_info": {
+            "lab": "03", "kind": "engine_step", "max_running": 32, "torch_threads": 1, "full_iterations": 300,
+            "wall_ms": wall, "model_ms": wall * (1 - step_overhead), "decode_ms": wall * 0.6, "prefill_share": 0.35,
+            "engine_python_ms": wall * step_overhead / 2, "scheduler_ms": wall * step_overhead / 2,
+            "overhead": step_overhead}})
     doc = {
         "machine_info": {"node": "test", "miniserve": {
             "lab03": p.to_dict(), "lab03_workload": {"file": "bench/payloads/lab03.json", "sha256": "cd" * 32,

@@ -153,6 +153,7 @@ def build_manifest(benchmark_json: dict[str, Any], results: Lab03Results, out_di
         "head_of_line": criteria_lab03.head_of_line(results),
         "servers": servers(results.configs),
         "load_generator": load_generator(results.calibration),
+        "engine_step": results.engine_step,
         "acceptance": report_common.acceptance(verdicts),
         "goals": [_goal_dict(v) for v in goals],
         **manifest_tail(FILES, out_dir),

@@ -203,6 +203,7 @@ class Lab03Results:
     configs: list[Lab03Row]
     calibration: Calibration | None = None
     workload: dict[str, Any] = field(default_factory=dict)  # the payload file's name, sha256 and counts
+    engine_step: dict[str, Any] | None = None  # bench/test_lab03_engine_step.py's numbers (its extra_info)
 
     def get(self, key: str) -> Lab03Row | None:
         return next((c for c in self.configs if c.key == key), None)
@@ -237,7 +238,7 @@ class Lab03Results:
     def from_benchmarks(cls, benchmarks: Iterable[Mapping[str, Any]], params: Lab03Params) -> Lab03Results:
         """`benchmarks`: entries shaped like the benchmark JSON's; only lab 03's are read."""
         rows = {c.key: Lab03Row(c) for c in params.config_list}
-        calibration = None
+        calibration = engine_step = None
         loops: dict[tuple[str, str, float | None], list[Mapping[str, Any]]] = {}
         for bench in benchmarks:
             if benchmark_lab(bench) != LAB_03:
@@ -246,6 +247,9 @@ class Lab03Results:
             kind = info.get("kind")
             if kind == "calibration":
                 calibration = Calibration.from_info(info)
+                continue
+            if kind == "engine_step":
+                engine_step = {k: v for k, v in info.items() if k not in ("lab", "kind")}
                 continue
             if kind not in ("closed_loop", "open_loop"):
                 continue
@@ -264,7 +268,7 @@ class Lab03Results:
                 rows[key].closed = loop
             else:
                 rows[key].open_by_load[load] = loop
-        return cls(params, list(rows.values()), calibration)
+        return cls(params, list(rows.values()), calibration, engine_step=engine_step)
 
     @classmethod
     def from_benchmark_json(cls, data: Mapping[str, Any]) -> Lab03Results:

@@ -33,8 +33,8 @@ def test_a_healthy_sweep_passes_and_meets_the_goals() -> None:
     assert all(v.passed for v in verdicts) and c.outcome(verdicts) == "pass"
     goals = c.goals(r)
     assert [g.criterion for g in goals] == ["goal_throughput_1_2x", "goal_p95_0_5x", "goal_short_p95_0_3x",
-                                            "loadgen_ceiling"]
-    assert [c.goal_status(g) for g in goals] == ["MET"] * 4
+                                            "goal_step_overhead_lt_10pct", "loadgen_ceiling"]
+    assert [c.goal_status(g) for g in goals] == ["MET"] * 5
 
 
 def test_the_p95_criterion_compares_the_best_of_each_mode_at_half_load() -> None:
@@ -75,7 +75,19 @@ def test_the_goals_are_reported_not_met_without_failing_the_outcome() -> None:
     assert c.outcome(c.evaluate(r)) == "pass"
     status = {g.criterion: c.goal_status(g) for g in c.goals(r)}
     assert status == {"goal_throughput_1_2x": "NOT MET", "goal_p95_0_5x": "NOT MET", "goal_short_p95_0_3x": "NOT MET",
-                      "loadgen_ceiling": "MET"}
+                      "goal_step_overhead_lt_10pct": "MET", "loadgen_ceiling": "MET"}
+
+
+def test_the_step_overhead_goal_reads_the_engine_step_benchmark() -> None:
+    def goal(**kw):
+        return {g.criterion: g for g in c.goals(results(**kw))}["goal_step_overhead_lt_10pct"]
+
+    assert goal(step_overhead=0.099).passed and "9.9%" in goal(step_overhead=0.099).message
+    missed = goal(step_overhead=0.10)
+    assert not missed.passed and c.goal_status(missed) == "NOT MET" and "not below 10%" in missed.message
+    absent = goal(step_overhead=None)
+    assert not absent.passed and "no engine-step benchmark" in absent.message
+    assert c.outcome(c.evaluate(results(step_overhead=0.5))) == "pass"  # a goal, never gated
 
 
 def test_overload_above_a_configs_own_capacity_is_reported_not_gated() -> None:

@@ -73,7 +73,9 @@ def test_manifest_has_verdicts_goals_and_the_definitions(folder: Path) -> None:
     assert [v["criterion"] for v in m["acceptance"]["verdicts"]][:2] == ["continuous_p95_at_half",
                                                                        "continuous_throughput"]
     assert {g["criterion"]: g["status"] for g in m["goals"]} == {
-        "goal_throughput_1_2x": "MET", "goal_p95_0_5x": "MET", "goal_short_p95_0_3x": "MET", "loadgen_ceiling": "MET"}
+        "goal_throughput_1_2x": "MET", "goal_p95_0_5x": "MET", "goal_short_p95_0_3x": "MET",
+        "goal_step_overhead_lt_10pct": "MET", "loadgen_ceiling": "MET"}
+    assert m["engine_step"]["overhead"] == 0.05 and m["engine_step"]["max_running"] == 32
     assert m["best"]["static"]["config"] == "static-32-50" and m["best"]["continuous"]["throughput_rps"] == 260.0
     assert "highest median closed-loop throughput" in m["best"]["definition"]
     assert [r["rate_rps"] for r in m["open_loop_rates"]] == [40.0, 100.0, 160.0]
