@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--correct-share", type=float, default=None,
                    help="share of training pairs that are correct sentences (default: the recorded recipe)")
     t.add_argument("--lr", type=float, default=None, help="peak learning rate (default: the recorded recipe)")
+    t.add_argument("--batch-size", type=int, default=None, help="sequences per step (default: the recorded recipe)")
+    t.add_argument("--warmup-steps", type=int, default=None,
+                   help="learning-rate warm-up steps (default: the recorded recipe)")
     t.add_argument("--length-group", type=int, default=None,
                    help="batches formed by length at once (1: off; default: the recorded recipe)")
     t.add_argument("--split-s", action=argparse.BooleanOptionalAction, default=None,
