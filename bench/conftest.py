@@ -276,6 +276,27 @@ def lab03_server(lab03_fleet: Fleet, lab03_key: str) -> ServerProcess:
     return lab03_fleet.get(lab03_key)
 
 
+@pytest.fixture
+def calibrate(benchmark: Any, sweep_store: Any, progress: Any, request: pytest.FixtureRequest) -> Any:
+    """calibrate(server, group, concurrency, total, tag, **marks): the load generator's own ceiling on POST /noop (no
+    model), same client and loop as the sweep, as one benchmark whose extra_info (with `marks`, e.g. lab="03") the
+    session store keeps; fails unless every request got 200."""
+
+    def run(server: ServerProcess, group: str, concurrency: int, total: int, tag: str, **marks: Any) -> None:
+        result: list[loadgen.Summary] = []
+        benchmark.group = group
+        benchmark.pedantic(lambda: result.append(server.calibrate(concurrency, total)), rounds=1, iterations=1)
+        s = result[0].run_fields()
+        benchmark.extra_info.update(**marks, kind="calibration", client="aiohttp", endpoint="POST /noop",
+                                    concurrency=concurrency, **s)
+        sweep_store.add(request.node.name, benchmark.extra_info)
+        progress(f"{tag} load generator on POST /noop: {s['throughput_rps']:.0f} req/s at concurrency {concurrency}, "
+                 f"{s['requests']} requests, p95 {s['p95_ms']:.1f} ms, status {s['by_status']}")
+        assert s["by_status"].get("200") == total, f"calibration requests failed: {s['by_status']}"
+
+    return run
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield

@@ -59,7 +59,6 @@ def server_metrics(server: Any) -> dict[str, Any]:
 
 def run_record(run: int, records: list[loadgen.RequestRecord], workload: Workload, before: dict[str, Any],
                after: dict[str, Any]) -> dict[str, Any]:
-    s = loadgen.summarize(records).to_dict()
     parts = loadgen.summarize_by_class(records, workload.classes)
     by_class = {k: {key: v.to_dict()[key] for key in ("count", "by_status", "p50_ms", "p95_ms", "p99_ms")}
                 for k, v in parts.items()}
@@ -70,10 +69,7 @@ def run_record(run: int, records: list[loadgen.RequestRecord], workload: Workloa
         if r.status == 200:
             cls = workload.classes[r.payload] if 0 <= r.payload < len(workload.classes) else "unknown"
             latencies.setdefault(cls, []).append(round(r.latency_s * 1000, 2))
-    return {"run": run, "requests": s["count"], "by_status": s["by_status"], "wall_s": s["wall_s"],
-            "throughput_rps": s["throughput_rps"], "p50_ms": s["p50_ms"], "p95_ms": s["p95_ms"],
-            "p99_ms": s["p99_ms"], "mean_ms": s["mean_ms"], "max_ms": s["max_ms"],
-            "send_lag_p99_ms": s["send_lag_p99_ms"], "by_class": by_class,
+    return {"run": run, **loadgen.summarize(records).run_fields(), "by_class": by_class,
             "latencies_ms": {k: sorted(v) for k, v in sorted(latencies.items())},
             "metrics": metrics_delta(before, after)}
 
@@ -164,20 +160,8 @@ def test_lab03_open_loop(load: float, run: int, lab03_server: Any, benchmark: An
     assert server.alive(), f"the {server.config.label} server died during the open loop"
 
 
-def test_lab03_loadgen_ceiling(lab03_server: Any, benchmark: Any, sweep_store: Any, progress: Any,
-                               request: pytest.FixtureRequest) -> None:
+def test_lab03_loadgen_ceiling(lab03_server: Any, sweep_store: Any, calibrate: Any) -> None:
     """The generator's own ceiling on POST /noop, same client and loop as the sweep (reported, not gated)."""
     p = sweep_store.lab03
-    result: list[loadgen.Summary] = []
-    benchmark.group = "lab03-calibration"
-    benchmark.pedantic(lambda: result.append(lab03_server.calibrate(p.calibration_concurrency, p.calibration_total)),
-                       rounds=1, iterations=1)
-    s = result[0].to_dict()
-    benchmark.extra_info.update(lab="03", kind="calibration", client="aiohttp", endpoint="POST /noop",
-                                concurrency=p.calibration_concurrency, requests=s["count"], by_status=s["by_status"],
-                                throughput_rps=s["throughput_rps"], p50_ms=s["p50_ms"], p95_ms=s["p95_ms"],
-                                p99_ms=s["p99_ms"], wall_s=s["wall_s"])
-    sweep_store.add(request.node.name, benchmark.extra_info)
-    progress(f"[lab03 calibration] load generator on POST /noop: {s['throughput_rps']:.0f} req/s at concurrency "
-             f"{p.calibration_concurrency}, {s['count']} requests, status {s['by_status']}")
-    assert s["by_status"].get("200") == p.calibration_total, f"calibration requests failed: {s['by_status']}"
+    calibrate(lab03_server, "lab03-calibration", p.calibration_concurrency, p.calibration_total, "[lab03 calibration]",
+              lab="03")

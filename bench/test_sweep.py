@@ -55,11 +55,7 @@ def batch_histogram(server: Any) -> dict[str, Any]:
 
 
 def run_record(run: int, records: list[loadgen.RequestRecord], hist: dict[str, Any]) -> dict[str, Any]:
-    s = loadgen.summarize(records).to_dict()
-    return {"run": run, "requests": s["count"], "by_status": s["by_status"], "wall_s": s["wall_s"],
-            "throughput_rps": s["throughput_rps"], "p50_ms": s["p50_ms"], "p95_ms": s["p95_ms"],
-            "p99_ms": s["p99_ms"], "mean_ms": s["mean_ms"], "max_ms": s["max_ms"],
-            "send_lag_p99_ms": s["send_lag_p99_ms"], "batch_size": hist,
+    return {"run": run, **loadgen.summarize(records).run_fields(), "batch_size": hist,
             "mean_batch_size": hist["sum"] / hist["count"] if hist["count"] else None}
 
 
@@ -145,20 +141,7 @@ def test_open_loop(load: float, run: int, server: Any, benchmark: Any, sweep_sto
     assert server.alive(), f"the {config.label} server died during the open loop (exit {server.proc.returncode})"
 
 
-def test_loadgen_ceiling(server: Any, benchmark: Any, sweep_store: Any, progress: Any,
-                         request: pytest.FixtureRequest) -> None:
+def test_loadgen_ceiling(server: Any, sweep_store: Any, calibrate: Any) -> None:
     """The generator's own ceiling on POST /noop (parsing, no model), same client and loop as the sweep."""
     p = sweep_store.params
-    result: list[loadgen.Summary] = []
-    benchmark.group = "calibration"
-    benchmark.pedantic(lambda: result.append(server.calibrate(p.calibration_concurrency, p.calibration_total)),
-                       rounds=1, iterations=1)
-    s = result[0].to_dict()
-    benchmark.extra_info.update(kind="calibration", client="aiohttp", endpoint="POST /noop",
-                                concurrency=p.calibration_concurrency, requests=s["count"],
-                                by_status=s["by_status"], throughput_rps=s["throughput_rps"], p50_ms=s["p50_ms"],
-                                p95_ms=s["p95_ms"], p99_ms=s["p99_ms"], wall_s=s["wall_s"])
-    sweep_store.add(request.node.name, benchmark.extra_info)
-    progress(f"[calibration] load generator on POST /noop: {s['throughput_rps']:.0f} req/s at concurrency "
-             f"{p.calibration_concurrency}, {s['count']} requests, p95 {s['p95_ms']:.1f} ms, status {s['by_status']}")
-    assert s["by_status"].get("200") == p.calibration_total, f"calibration requests failed: {s['by_status']}"
+    calibrate(server, "calibration", p.calibration_concurrency, p.calibration_total, "[calibration]")

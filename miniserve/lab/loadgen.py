@@ -66,6 +66,12 @@ class Summary:
         d["by_status"] = {str(k): v for k, v in sorted(self.by_status.items())}
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
 
+    def run_fields(self) -> dict:
+        """The fields a sweep records per run (both labs' benchmark JSON): `to_dict` with `count` as `requests`."""
+        d = self.to_dict()
+        d["requests"] = d.pop("count")
+        return d
+
     def as_text(self) -> str:
         statuses = ", ".join(f"{k}: {v}" for k, v in sorted(self.by_status.items())) or "none"
         head = (f"requests {self.count} (status {statuses})   wall {self.wall_s:.2f} s   "
