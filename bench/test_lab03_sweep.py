@@ -1,6 +1,6 @@
 """Lab 03's sweep: continuous against static batching, on a mix of short and long requests.
 
-Run with `pytest bench test_acceptance --lab 03` (alone) or `--lab all` (after lab 02, what `tox -e sweep` runs).
+Run with `pytest bench test_acceptance --lab 03` (alone: what `tox -e lab03` runs) or `--lab all` (after lab 02).
 Same design as lab 02's bench/test_sweep.py: a real `python -m miniserve serve` per configuration, all up at once,
 runs interleaved round by round, each run one benchmark whose extra_info (marked "lab": "03") holds everything the
 criteria and the report read.

@@ -6,7 +6,8 @@ mask is "slot <= its length". The engine keeps its rows packed at the front of t
 next row, and when a row leaves, the last row's keys move into its place (one row copied per departure). A decode
 step therefore runs cache rows [0, n) as one slice, read in place, attending over their longest current length:
 its cost follows the running rows and their lengths, not max_running x max_seq_len. (The first version gathered
-the running rows out of wherever they sat, every step: 60% of a 32-row step's time, bench/test_engine_step.py.)
+the running rows out of wherever they sat, every step: 62% of a 32-row decode step in torch's profiler; the lab-03
+step benchmark, bench/test_lab03_engine_step.py, measures whole iterations.)
 Several arrivals prefill together as one right-padded batch: under the causal mask a real token never sees the
 padding after it, and a row's padding slots are overwritten as it decodes.
 Greedy like `Generator`: a row's output equals `Generator.generate([source])` alone (tests/tutor/test_engine.py).
