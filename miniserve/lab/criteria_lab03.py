@@ -14,8 +14,8 @@ Gated (the acceptance tests assert them; a miss within the runs' spread is INCON
   what it should and are reported, not gated.
 Reported, never gated (`goals`): T(C) >= 1.2 x T(S); P_1/2(C) <= 0.5 x P_1/2(S); P_1/2(C, short) <= 0.3 x
 P_1/2(S, short); the per-step overhead (iteration time outside the model) < 10% at 32 running rows
-(bench/test_lab03_engine_step.py) -- each MET / NOT MET / INCONCLUSIVE -- and, at every load, the short and long requests' p95 of S
-against C (`head_of_line`: what a short request pays for sharing a static batch with a long one).
+(bench/test_lab03_engine_step.py) -- each MET / NOT MET / INCONCLUSIVE -- and, at every load, the short and long
+requests' p95 of S against C (`head_of_line`: what a short request pays for sharing a static batch with a long one).
 """
 
 from __future__ import annotations

@@ -150,9 +150,10 @@ class TutorEngine:
         todo = [r for r in rows if not r.done]
         if todo:
             n = max(r.row for r in todo) + 1
-            tok = torch.full((n, 1), self.tok.pad_id)  # (n, 1) each row's newest token, fed back
+            newest = [self.tok.pad_id] * n
             for r in todo:
-                tok[r.row, 0] = r.ids[-1]
+                newest[r.row] = r.ids[-1]
+            tok = torch.tensor(newest)[:, None]  # (n, 1) each row's newest token, fed back
             # (n,) a row's slot = its position; a finished row's stays below the context (nothing reads it)
             lengths = torch.tensor([min(r.length, self.max_seq_len - 1) for r in self._rows[:n]])
             logits = decode_rows(self.model, tok, lengths, self.caches)  # (n, V)

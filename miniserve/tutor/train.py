@@ -201,8 +201,7 @@ def run_train(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("steps", args.steps), ("augment", args.augment),
                                    ("correct_share", args.correct_share),
                                    ("lr", args.lr), ("length_group", args.length_group),
-                                   ("batch_size", getattr(args, "batch_size", None)),
-                                   ("warmup_steps", getattr(args, "warmup_steps", None)),
+                                   ("batch_size", args.batch_size), ("warmup_steps", args.warmup_steps),
                                    ("split_s", args.split_s)) if v is not None}
     try:
         cfg = TrainConfig(seed=args.seed, **overrides)
