@@ -97,7 +97,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g3.addoption("--lab03-configs", default=d3.configs,
                  help="'baseline', static MAX_BATCH:MAX_WAIT_MS and continuous cont:MAX_RUNNING, comma-separated")
     g3.addoption("--lab03-open-loop-duration", type=float, default=d3.open_loop_duration_s,
-                 help="open loop: seconds per run")
+                 help="open loop: seconds per run at the reported loads")
+    g3.addoption("--lab03-judged-duration", type=float, default=d3.judged_duration_s,
+                 help="open loop: seconds per run at the judged load (the first of --lab03-open-loop-loads)")
     g3.addoption("--lab03-open-loop-loads", default=",".join(f"{f:g}" for f in d3.open_loop_loads),
                  help="open-loop rates as fractions of the best static configuration's closed-loop throughput, "
                       "comma-separated; the p95 criterion is judged at the first")
@@ -122,6 +124,7 @@ def pytest_configure(config: pytest.Config) -> None:
             concurrency=config.getoption("lab03_concurrency"), total=config.getoption("lab03_total"),
             runs=config.getoption("lab03_runs"), configs=config.getoption("lab03_configs"),
             open_loop_duration_s=config.getoption("lab03_open_loop_duration"),
+            judged_duration_s=config.getoption("lab03_judged_duration"),
             open_loop_loads=parse_loads(config.getoption("lab03_open_loop_loads")),
             payloads=config.getoption("lab03_payloads"), sample_interval_s=config.getoption("lab03_sample_interval"),
             calibration_total=config.getoption("lab03_calibration_total"))

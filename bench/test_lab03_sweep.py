@@ -11,7 +11,8 @@ criteria and the report read.
   step time, time to first token, tokens).
 - open loop: every batching configuration (not the baseline: the rates are fractions of the best *static*
   configuration's median closed-loop throughput from this session, several times what the baseline carries) at
-  each of `--lab03-open-loop-loads` (1/2 judged, 1/5 and 4/5 reported), `--lab03-open-loop-duration` s per run,
+  each of `--lab03-open-loop-loads` (1/2 judged, 1/5 and 4/5 reported), `--lab03-judged-duration` s per run at the
+  judged load and `--lab03-open-loop-duration` s at the others,
   seed = run index so every configuration gets the same arrivals; in run 1 at the judged load the server's gauges
   (KV-cache rows in use, queue depth, in flight) are sampled every `--lab03-sample-interval` s, for every batching
   configuration alike (the scrapes cost each server the same).
@@ -131,9 +132,9 @@ def test_lab03_open_loop(load: float, run: int, lab03_server: Any, benchmark: An
                          lab03_workload: Workload, progress: Any, request: pytest.FixtureRequest) -> None:
     p, server = sweep_store.lab03, lab03_server
     best, best_rps = rate_base(sweep_store)
-    rate = best_rps * load
+    rate, duration_s = best_rps * load, p.duration_s(load)
     info = _base_info(server, "open_loop") | {"rate_fraction": load, "rate_rps": rate, "best_static": best,
-                                              "best_static_rps": best_rps, "duration_s": p.open_loop_duration_s}
+                                              "best_static_rps": best_rps, "duration_s": duration_s}
     seed = run - 1  # the same arrival sequence for every configuration in a round
     sample = run == 1 and load == p.judged_load
 
@@ -141,10 +142,10 @@ def test_lab03_open_loop(load: float, run: int, lab03_server: Any, benchmark: An
         before = server_metrics(server)
         samples = None
         if sample:
-            records, samples = server.open_loop_sampled(rate, p.open_loop_duration_s, seed, lab03_workload.bodies,
+            records, samples = server.open_loop_sampled(rate, duration_s, seed, lab03_workload.bodies,
                                                         SAMPLED_GAUGES, p.sample_interval_s)
         else:
-            records = server.open_loop(rate, p.open_loop_duration_s, seed, lab03_workload.bodies)
+            records = server.open_loop(rate, duration_s, seed, lab03_workload.bodies)
         record = run_record(run, records, lab03_workload, before, server_metrics(server))
         record["seed"] = seed
         if samples is not None:

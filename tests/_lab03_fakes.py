@@ -93,7 +93,8 @@ def _run(i: int, c: SweepConfig, tput: float, p95: tuple[float, float, float], r
 
 def fake_lab03_json(throughput: dict[str, float] | None = None,
                     open_p95: dict[str, dict[float, tuple[float, float, float]]] | None = None, *,
-                    runs: int = 3, total: int = 500, duration_s: float = 10.0, loads: tuple[float, ...] = LOADS,
+                    runs: int = 3, total: int = 500, duration_s: float = 10.0, judged_duration_s: float = 25.0,
+                    loads: tuple[float, ...] = LOADS,
                     statuses: dict[tuple[str, str, float | None], dict[str, int]] | None = None,
                     drop: tuple[str, ...] = (), ceiling_rps: float | None = 4000.0,
                     open_rate: dict[str, float] | None = None, with_lab02: dict[str, Any] | None = None,
@@ -108,7 +109,8 @@ def fake_lab03_json(throughput: dict[str, float] | None = None,
     statuses = statuses or {}
     configs = [config_of(k) for k in throughput]
     p = Lab03Params(concurrency=50, total=total, runs=runs, configs=",".join(c.token for c in configs),
-                    open_loop_duration_s=duration_s, open_loop_loads=loads, **(params or {}))
+                    open_loop_duration_s=duration_s, judged_duration_s=judged_duration_s, open_loop_loads=loads,
+                    **(params or {}))
     static = [k for k in throughput if k.startswith("static")]
     best_static = max(static, key=lambda k: throughput[k]) if static else None
     benchmarks: list[dict[str, Any]] = []
@@ -130,9 +132,9 @@ def fake_lab03_json(throughput: dict[str, float] | None = None,
                 if c.is_baseline or f"open:{load:g}:{c.key}" in drop:
                     continue
                 rate = BEST_STATIC_RPS * load * (open_rate or {}).get(c.key, 1.0)
-                n = int(rate * duration_s)
+                n = int(rate * p.duration_s(load))
                 info = {"lab": "03", "kind": "open_loop", **_fields(c), "server": {"torch_threads": 1, "workers": 2},
-                        "rate_fraction": load, "rate_rps": rate, "duration_s": duration_s,
+                        "rate_fraction": load, "rate_rps": rate, "duration_s": p.duration_s(load),
                         "best_static": best_static, "best_static_rps": BEST_STATIC_RPS,
                         "runs": [_run(r, c, rate, open_p95[c.key][load], n, statuses.get(("open", c.key, load)),
                                       samples=r == 0 and load == loads[0]) | {"seed": r}]}

@@ -121,7 +121,8 @@ def test_a_small_lab03_session_records_what_the_report_reads(project: pytest.Pyt
     result = project.runpytest_subprocess(
         "bench", "test_acceptance", "--lab", "03", "--benchmark-json=out.json", "--lab03-experiment-dir=exp",
         "--lab03-configs", "baseline,4:5,cont:4", "--lab03-total", "40", "--lab03-runs", "1",
-        "--lab03-open-loop-duration", "0.6", "--lab03-open-loop-loads", "0.2,0.1", "--lab03-sample-interval", "0.05",
+        "--lab03-open-loop-duration", "0.6", "--lab03-judged-duration", "0.8", "--lab03-open-loop-loads", "0.2,0.1",
+        "--lab03-sample-interval", "0.05",
         "--lab03-calibration-total", "100", "-p", "no:cacheprovider", "-p", "no:randomly", timeout=240)
     # 3 closed-loop runs, 2 configs x 2 loads open, 1 calibration; acceptance: 2 + 3 configs. The fake's numbers
     # decide the verdicts, not this test: only that each was computed.
@@ -146,6 +147,7 @@ def test_a_small_lab03_session_records_what_the_report_reads(project: pytest.Pyt
     assert {(i["config"], i["rate_fraction"]) for i in opened} == {(k, f) for k in ("static-4-5", "continuous-4")
                                                                    for f in (0.2, 0.1)}
     assert {i["best_static"] for i in opened} == {"static-4-5"}
+    assert {(i["rate_fraction"], i["duration_s"]) for i in opened} == {(0.2, 0.8), (0.1, 0.6)}  # judged: longer
     rate = closed["static-4-5"]["runs"][0]["throughput_rps"]
     assert all(i["rate_rps"] == pytest.approx(rate * i["rate_fraction"]) for i in opened)
     sampled = [i for i in opened if i["runs"][0].get("samples")]

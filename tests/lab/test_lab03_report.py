@@ -62,8 +62,8 @@ def test_open_loop_csv_has_a_row_per_batching_config_and_load(folder: Path) -> N
     half = next(r for r in rows if r["config"] == "continuous-32" and r["load_fraction"] == "0.5")
     assert half["judged"] == "True" and half["rate_rps"] == "100.0" and half["p95_ms"] == "150.0"
     assert half["short_p95_ms"] == "60.0" and half["long_p95_ms"] == "200.0" and half["p95_x_best_static"] == "0.5"
-    assert half["short_p95_x_best_static"] == "0.214" and half["short_requests"] == "2100"
-    assert half["short_p95_ms_min"] == "57.0" and half["status_counts"] == "200=3000"
+    assert half["short_p95_x_best_static"] == "0.214" and half["short_requests"] == "5250"
+    assert half["short_p95_ms_min"] == "57.0" and half["status_counts"] == "200=7500"
 
 
 def test_manifest_has_verdicts_goals_and_the_definitions(folder: Path) -> None:

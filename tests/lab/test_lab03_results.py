@@ -53,7 +53,11 @@ def test_lab03_params_defaults_and_normalization() -> None:
     assert Lab03Params.from_dict(p.to_dict()) == p
     assert Lab03Params(configs=LAB03_CONFIGS.replace("8:20", "8:20.0")).is_lab_default()
     assert not Lab03Params(runs=1).is_lab_default()
-    for kw, match in (({"runs": 0}, "runs must be >= 1"), ({"open_loop_loads": (1.5,)}, "fractions"),
+    assert (p.duration_s(0.5), p.duration_s(0.2), p.duration_s(0.8)) == (25.0, 10.0, 10.0)  # the judged load: longer
+    old = {k: v for k, v in p.to_dict().items() if k != "judged_duration_s"}  # a sweep before the judged duration
+    assert Lab03Params.from_dict(old).duration_s(0.5) == 10.0  # ... ran every load open_loop_duration_s long
+    for kw, match in (({"runs": 0}, "runs must be >= 1"), ({"judged_duration_s": 0}, "judged_duration_s"),
+                      ({"open_loop_loads": (1.5,)}, "fractions"),
                       ({"sample_interval_s": 0}, "sample_interval_s"), ({"open_loop_loads": (0.5, 0.5)}, "duplicate")):
         with pytest.raises(ValueError, match=match):
             Lab03Params(**kw)
@@ -88,7 +92,7 @@ def test_length_classes_and_metrics_come_through() -> None:
     row = r.get("continuous-32")
     short = class_result(row.open_by_load[0.5], "short")
     assert short.p95_ms.median == 60.0 and (short.p95_ms.min, short.p95_ms.max) == (57.0, 63.0)
-    assert short.requests == 3 * 700 and len(short.latencies_ms) == 2100 and short.ok == 2100
+    assert short.requests == 3 * 1750 and len(short.latencies_ms) == 5250 and short.ok == 5250  # 25-s judged runs
     assert class_result(row.open_by_load[0.5], "long").p95_ms.median == 200.0
     assert row.rows_per_call.median == 32.0 and r.get("static-16-20").rows_per_call.median == 16.0
     assert row.tokens(row.closed) == {"completion": 3 * 500 * 14, "prompt": 3 * 500 * 20}
