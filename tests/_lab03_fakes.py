@@ -127,14 +127,15 @@ def fake_lab03_json(throughput: dict[str, float] | None = None,
             benchmarks.append({"name": f"test_lab03_closed_loop[r{r + 1}-{c.key}]", "group": "lab03-closed-loop",
                                "extra_info": info, "stats": {"median": 1.0}})
     for load in loads:
+        seconds = p.duration_s(load)
         for r in range(runs):
             for c in configs:
                 if c.is_baseline or f"open:{load:g}:{c.key}" in drop:
                     continue
                 rate = BEST_STATIC_RPS * load * (open_rate or {}).get(c.key, 1.0)
-                n = int(rate * p.duration_s(load))
+                n = int(rate * seconds)
                 info = {"lab": "03", "kind": "open_loop", **_fields(c), "server": {"torch_threads": 1, "workers": 2},
-                        "rate_fraction": load, "rate_rps": rate, "duration_s": p.duration_s(load),
+                        "rate_fraction": load, "rate_rps": rate, "duration_s": seconds,
                         "best_static": best_static, "best_static_rps": BEST_STATIC_RPS,
                         "runs": [_run(r, c, rate, open_p95[c.key][load], n, statuses.get(("open", c.key, load)),
                                       samples=r == 0 and load == loads[0]) | {"seed": r}]}
