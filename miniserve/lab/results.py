@@ -10,6 +10,7 @@ into one row per configuration (medians over runs with their min/max), which bot
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -176,8 +177,8 @@ class SweepParams:
         for name in ("concurrency", "total", "runs", "calibration_concurrency", "calibration_total"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.open_loop_duration_s <= 0:
-            raise ValueError(f"open_loop_duration_s must be > 0, got {self.open_loop_duration_s}")
+        if not (math.isfinite(self.open_loop_duration_s) and self.open_loop_duration_s > 0):  # inf: no run ends
+            raise ValueError(f"open_loop_duration_s must be finite and > 0, got {self.open_loop_duration_s}")
         self.open_loop_loads = tuple(float(f) for f in self.open_loop_loads)  # a JSON list reads back as a tuple
         if not self.open_loop_loads or any(not 0 < f <= 1 for f in self.open_loop_loads):
             raise ValueError(f"open_loop_loads must be fractions in (0, 1], got {self.open_loop_loads}")

@@ -57,6 +57,8 @@ def test_lab03_params_defaults_and_normalization() -> None:
     old = {k: v for k, v in p.to_dict().items() if k != "judged_duration_s"}  # a sweep before the judged duration
     assert Lab03Params.from_dict(old).duration_s(0.5) == 10.0  # ... ran every load open_loop_duration_s long
     for kw, match in (({"runs": 0}, "runs must be >= 1"), ({"judged_duration_s": 0}, "judged_duration_s"),
+                      ({"judged_duration_s": float("inf")}, "judged_duration_s must be finite"),
+                      ({"open_loop_duration_s": float("nan")}, "open_loop_duration_s must be finite"),
                       ({"open_loop_loads": (1.5,)}, "fractions"),
                       ({"sample_interval_s": 0}, "sample_interval_s"), ({"open_loop_loads": (0.5, 0.5)}, "duplicate")):
         with pytest.raises(ValueError, match=match):

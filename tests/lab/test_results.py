@@ -38,6 +38,9 @@ def test_params_know_whether_they_are_the_labs() -> None:
     assert SweepParams.from_dict(SweepParams(runs=1).to_dict() | {"unknown": 1}) == SweepParams(runs=1)
     with pytest.raises(ValueError, match="runs must be >= 1"):
         SweepParams(runs=0)
+    for seconds in (0.0, -1.0, float("nan"), float("inf")):  # inf: the sweep's open loop would never end
+        with pytest.raises(ValueError, match="open_loop_duration_s must be finite and > 0"):
+            SweepParams(open_loop_duration_s=seconds)
 
 
 def test_open_loop_loads_are_fractions_judged_at_the_first() -> None:
