@@ -10,7 +10,8 @@ the running rows out of wherever they sat, every step: 62% of a 32-row decode st
 step benchmark, bench/test_lab03_engine_step.py, measures whole iterations.)
 Several arrivals prefill together as one right-padded batch: under the causal mask a real token never sees the
 padding after it, and a row's padding slots are overwritten as it decodes.
-Greedy like `Generator`: a row's output equals `Generator.generate([source])` alone (tests/tutor/test_engine.py).
+Greedy like `Generator`, under the same source constraint (`constraint.py`): a row's output equals
+`Generator.generate([source])` alone (tests/tutor/test_engine.py).
 
 `TutorEngine` is the tutor's `server.batching.continuous.ContinuousEngine`: item `SentenceItem` (from
 `TutorEngine.item`), handle `Row`, output `SentenceOutput`, `cost` = prompt tokens. Not thread-safe: the scheduler
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from miniserve.tutor.constraint import SourceConstraint
 from miniserve.tutor.generate import Generator
 from miniserve.tutor.model import KVCache, MiniGPT, RowSlots
 
@@ -64,6 +66,7 @@ class SentenceItem:
     source: str  # the model input: one sentence, single-spaced (agent.model_input)
     prompt: tuple[int, ...]  # <bos> source <sep>
     budget: int  # new tokens this row may generate, end-of-sequence included
+    constraint: SourceConstraint | None = None  # what the row may emit; None decodes freely
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,7 @@ class Row:
     ids: list[int] = field(default_factory=list)  # generated so far; the last one is not in the cache yet
     done: bool = False
     released: bool = False
+    state: int = 0  # its constraint's state after its newest token
 
 
 class TutorEngine:
@@ -108,7 +112,7 @@ class TutorEngine:
         budget = self.generator.budget(list(prompt))  # the same per-row budget as the static path
         if budget < 1:
             raise ValueError(f"a prompt of {len(prompt)} tokens does not fit the {self.max_seq_len}-token context")
-        return SentenceItem(source, prompt, budget)
+        return SentenceItem(source, prompt, budget, self.generator.constraint(source))
 
     @staticmethod
     def cost(item: SentenceItem) -> int:
@@ -131,8 +135,8 @@ class TutorEngine:
         idx = torch.tensor([[*it.prompt] + [self.tok.pad_id] * (T - len(it.prompt)) for it in items])  # (b, T)
         lengths = torch.tensor([len(it.prompt) for it in items])  # (b,)
         logits = prefill_rows(self.model, idx, lengths, first, self.caches)  # raises before any row is taken
-        for r, t in zip(rows, logits.argmax(dim=-1).tolist()):
-            self._emit(r, t)
+        for i, (r, t) in enumerate(zip(rows, logits.argmax(dim=-1).tolist())):
+            self._emit(r, t, logits[i])
         self._rows += rows
         return rows
 
@@ -160,7 +164,7 @@ class TutorEngine:
             next_tok = logits.argmax(dim=-1).tolist()
             for r in todo:
                 r.length += 1
-                self._emit(r, next_tok[r.row])
+                self._emit(r, next_tok[r.row], logits[r.row])
         return [(r.ids[-1], r.done) for r in rows]
 
     def step(self, rows: list[Row]) -> list[SentenceOutput | None]:
@@ -185,6 +189,10 @@ class TutorEngine:
         ids = row.ids[:-1] if ended else list(row.ids)
         return SentenceOutput(ids, self.tok.decode(ids), ended)
 
-    def _emit(self, row: Row, tok: int) -> None:
+    def _emit(self, row: Row, tok: int, logits: Tensor) -> None:
+        """Append the row's next token: the model's argmax `tok`, unless its constraint forbids it (logits (V,))."""
+        c = row.item.constraint
+        if c is not None:
+            tok, row.state = c.pick(row.state, tok, lambda ids: logits[ids].tolist())
         row.ids.append(tok)
         row.done = tok == self.tok.eos_id or len(row.ids) >= row.item.budget

@@ -81,22 +81,35 @@ def raw_outputs(gen: Generator, texts: list[str]) -> list[str]:
     return [splice(t, ss, [next(it) for _ in ss]) for t, ss in zip(texts, split)]
 
 
+def _free(gen: Generator) -> Generator:
+    """The same model decoding freely (no source constraint): the raw model."""
+    if not getattr(gen, "constrained", False):
+        return gen
+    return Generator(gen.model, gen.tok, gen.max_new_tokens, constrained=False)
+
+
 def score(gen: Generator, cases: list[Case], batch_size: int = 64) -> dict[str, dict[str, float]]:
-    """{bucket or kind: {"n", "raw", "tutor"}}: the share of inputs that came back exactly as their target."""
+    """{bucket or kind: {"n", "raw", "constrained", "tutor"}}: the share of inputs that came back exactly as their
+    target. raw: the model decoding freely; constrained: decoding constrained to the source (`constraint.py`), as
+    the tutor runs it, before the guard; tutor: what a learner gets back."""
     agent = GrammarTutorAgent(gen)  # the product's guard, scored beside the bare model
-    raw = _hits(cases, lambda texts: raw_outputs(gen, texts), batch_size)
+    free = _free(gen)
+    raw = _hits(cases, lambda texts: raw_outputs(free, texts), batch_size)
+    constrained = raw if free is gen else _hits(cases, lambda texts: raw_outputs(gen, texts), batch_size)
     tutor = _hits(cases, lambda texts: [c.text for c in agent.correct_batch(texts, [None] * len(texts))], batch_size)
     groups: dict[str, list[int]] = {}
     for i, c in enumerate(cases):
         for name in (f"kind: {c.kind}", *c.buckets):
             groups.setdefault(name, []).append(i)
-    return {name: {"n": len(ix), "raw": sum(raw[i] for i in ix) / len(ix), "tutor": sum(tutor[i] for i in ix) / len(ix)}
+    return {name: {"n": len(ix), "raw": sum(raw[i] for i in ix) / len(ix),
+                   "constrained": sum(constrained[i] for i in ix) / len(ix), "tutor": sum(tutor[i] for i in ix) / len(ix)}
             for name, ix in sorted(groups.items())}
 
 
 def format_table(scores: dict[str, dict[str, float]]) -> str:
-    lines = [f"{'bucket':<32} {'n':>6} {'raw model':>10} {'tutor':>8}"]
-    lines += [f"{name:<32} {s['n']:>6} {100 * s['raw']:>9.1f}% {100 * s['tutor']:>7.1f}%" for name, s in scores.items()]
+    lines = [f"{'bucket':<32} {'n':>6} {'raw model':>10} {'constrained':>12} {'tutor':>8}"]
+    lines += [f"{name:<32} {s['n']:>6} {100 * s['raw']:>9.1f}% {100 * s.get('constrained', s['raw']):>11.1f}% "
+              f"{100 * s['tutor']:>7.1f}%" for name, s in scores.items()]
     return "\n".join(lines)
 
 

@@ -16,6 +16,7 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor
 
+from miniserve.tutor.constraint import SourceConstraint
 from miniserve.tutor.model import KVCache, MiniGPT, ModelConfig
 from miniserve.tutor.tokenizer import ByteBPETokenizer
 
@@ -44,13 +45,17 @@ def decode_one_token(
 
 
 class Generator:
-    def __init__(self, model: MiniGPT, tokenizer: ByteBPETokenizer, max_new_tokens: int) -> None:
+    """Greedy generation over one checkpoint. `constrained` (the product's setting): each row may only copy its source
+    or change its covered verb forms (`constraint.py`); False decodes freely, as the raw model (for evaluation)."""
+
+    def __init__(self, model: MiniGPT, tokenizer: ByteBPETokenizer, max_new_tokens: int, constrained: bool = True) -> None:
         self.model = model.eval()
         self.tok = tokenizer
         self.max_new_tokens = max_new_tokens
+        self.constrained = constrained
 
     @classmethod
-    def load(cls, weights_dir: str | Path | None = None) -> Generator:
+    def load(cls, weights_dir: str | Path | None = None, constrained: bool = True) -> Generator:
         d = Path(weights_dir) if weights_dir is not None else WEIGHTS_DIR
         meta = json.loads((d / META_FILE).read_text())
         model = MiniGPT(ModelConfig(**meta["model_config"]))
@@ -60,10 +65,14 @@ class Generator:
         if unexpected or set(missing) - {"lm_head.weight"}:
             raise ValueError(f"{d / MODEL_FILE}: missing {missing}, unexpected {unexpected}")
         model.lm_head.weight = model.tok_emb.weight
-        return cls(model, ByteBPETokenizer.load(d / TOKENIZER_FILE), int(meta["max_new_tokens"]))
+        return cls(model, ByteBPETokenizer.load(d / TOKENIZER_FILE), int(meta["max_new_tokens"]), constrained)
 
     def prompt_ids(self, source: str) -> list[int]:
         return [self.tok.bos_id, *self.tok.encode(source), self.tok.sep_id]
+
+    def constraint(self, source: str) -> SourceConstraint | None:
+        """The decoding constraint of one model input, or None when this generator decodes freely."""
+        return SourceConstraint.build(self.tok, source) if self.constrained else None
 
     def budget(self, prompt: list[int]) -> int:
         """New tokens (end-of-sequence included) a row may generate. A correction is as long as its source, give or
@@ -92,11 +101,12 @@ class Generator:
         too_long = [i for i, (p, b) in enumerate(zip(prompts, budgets)) if len(p) + b > self.model.cfg.max_seq_len]
         if too_long:
             raise ValueError(f"sources {too_long} do not fit the model context; check Generator.fits first")
-        out = self._generate_ids(prompts, budgets, stop_at_eos)
+        out = self._generate_ids(prompts, budgets, stop_at_eos, [self.constraint(s) for s in sources])
         return [self.tok.decode(ids) for ids in out]
 
     @torch.inference_mode()
-    def _generate_ids(self, prompts: list[list[int]], budgets: int | list[int], stop_at_eos: bool) -> list[list[int]]:
+    def _generate_ids(self, prompts: list[list[int]], budgets: int | list[int], stop_at_eos: bool,
+                      constraints: list[SourceConstraint | None] | None = None) -> list[list[int]]:
         B, T = len(prompts), max(len(p) for p in prompts)
         budget = torch.tensor([budgets] * B if isinstance(budgets, int) else budgets)  # (B,) new tokens per row
         steps = int(budget.max())
@@ -111,9 +121,13 @@ class Generator:
         next_pos = T - pad  # (B,) each row's own position of the next token
         out = torch.empty(B, steps, dtype=torch.long)
         done = torch.zeros(B, dtype=torch.bool)
+        cons = constraints if constraints and any(c is not None for c in constraints) else None
+        states = [0] * B  # each constrained row's automaton state
         n = 0
         for n in range(steps):
             tok = logits.argmax(dim=-1)  # (B,)
+            if cons is not None:
+                tok = torch.tensor(constrain_step(cons, states, tok.tolist(), logits))
             out[:, n] = tok
             done |= (tok == self.tok.eos_id) | (budget <= n + 1)
             if n == steps - 1 or (stop_at_eos and bool(done.all())):
@@ -124,6 +138,17 @@ class Generator:
             logits = decode_one_token(self.model, tok[:, None], step_pos[:, None], key_ok, T + n, caches)
         rows = [r[:b] for r, b in zip(out[:, : n + 1].tolist(), budget.tolist())]
         return [r[: r.index(self.tok.eos_id)] if self.tok.eos_id in r else r for r in rows]
+
+
+def constrain_step(constraints: list[SourceConstraint | None], states: list[int], preferred: list[int],
+                   logits: Tensor) -> list[int]:
+    """Each row's next token under its constraint (state updated in place); a free row, or one past its
+    end-of-sequence, keeps its argmax `preferred`. logits (B, V) are read only where the model strays."""
+    out = list(preferred)
+    for r, c in enumerate(constraints):
+        if c is not None:
+            out[r], states[r] = c.pick(states[r], preferred[r], lambda ids, r=r: logits[r, ids].tolist())
+    return out
 
 
 _default: Generator | None = None

@@ -160,6 +160,11 @@ def lemma_of(word: str) -> str | None:
     return next(iter(roles))[0] if roles else None
 
 
+def lemmas_of(word: str) -> frozenset[str]:
+    """Every verb `word` is a form of ("saw" -> {"see"}); empty when it is not a covered form."""
+    return frozenset(lemma for lemma, _ in _FORMS.get(_norm(word), ()))
+
+
 def _roles(form: str) -> set[str]:
     return {r for _, r in _FORMS.get(form, ())}
 

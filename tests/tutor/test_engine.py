@@ -51,7 +51,7 @@ def gen() -> Generator:
 def alone_ids(gen: Generator, source: str, steps: int | None = None) -> list[int]:
     """What Generator.generate([source]) decodes, as token ids (with its own budget unless `steps` is given)."""
     prompt = gen.prompt_ids(source)
-    return gen._generate_ids([prompt], steps or gen.budget(prompt), True)[0]
+    return gen._generate_ids([prompt], steps or gen.budget(prompt), True, [gen.constraint(source)])[0]
 
 
 def run(engine: TutorEngine, items: list[SentenceItem], arrivals: int = 2) -> tuple[list[SentenceOutput], dict]:

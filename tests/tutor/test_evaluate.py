@@ -5,7 +5,7 @@ from __future__ import annotations
 from miniserve.tutor.corpus import Pair, generate_pairs
 from miniserve.tutor.evaluate import MULTI, OOD, Case, format_table, multi_cases, raw_outputs, score, single_case
 from miniserve.tutor.sentences import split_sentences
-from tests.tutor.test_agent import FakeGenerator
+from tests.tutor.test_agent import WEIGHTS_DIR, FakeGenerator, needs_weights
 
 
 def test_single_pairs_count_in_their_length_and_error_buckets() -> None:
@@ -43,9 +43,21 @@ def test_score_reports_raw_and_tutor_by_bucket() -> None:
         Case("He goed home. She is here.", "He went home. She is here.", "multi", (MULTI,)),
     ]
     s = score(gen, cases, batch_size=2)
-    assert s["kind: error"] == {"n": 1, "raw": 1.0, "tutor": 1.0}
-    assert s["kind: correct"] == {"n": 1, "raw": 0.0, "tutor": 1.0}  # the guard undoes the model's slip
-    assert s[MULTI] == {"n": 1, "raw": 0.0, "tutor": 1.0}
+    # a generator without a source constraint: its constrained column is its raw one
+    assert s["kind: error"] == {"n": 1, "raw": 1.0, "constrained": 1.0, "tutor": 1.0}
+    assert s["kind: correct"] == {"n": 1, "raw": 0.0, "constrained": 0.0, "tutor": 1.0}  # the guard undoes the slip
+    assert s[MULTI] == {"n": 1, "raw": 0.0, "constrained": 0.0, "tutor": 1.0}
     assert s["length: <= 10 words"]["n"] == 2
     table = format_table(s)
     assert "multi-sentence inputs" in table and "100.0%" in table
+
+
+@needs_weights
+def test_the_raw_column_is_the_same_model_decoding_freely() -> None:
+    from miniserve.tutor.evaluate import _free
+    from miniserve.tutor.generate import Generator
+
+    gen = Generator.load(WEIGHTS_DIR)
+    free = _free(gen)
+    assert gen.constrained and not free.constrained and free.model is gen.model and _free(free) is free
+    assert gen.constraint("He goed home.") is not None and free.constraint("He goed home.") is None
