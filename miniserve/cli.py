@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="batches formed by length at once (1: off; default: the recorded recipe)")
     t.add_argument("--split-s", action=argparse.BooleanOptionalAction, default=None,
                    help="tokenize a final -s as its own token (default: the recorded recipe)")
+    t.add_argument("--decision-weight", type=float, default=None,
+                   help="loss weight of the covered verb forms' tokens, where constrained decoding leaves the model "
+                        "a choice (1: none; default: the recorded recipe)")
     t.add_argument("--d-model", type=int, default=None, help="model width (default: the recorded recipe)")
     t.add_argument("--n-layer", type=int, default=None, help="transformer blocks (default: the recorded recipe)")
     t.set_defaults(func=_train)

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
+from miniserve.tutor import lexicon
 from miniserve.tutor.corpus import Pair, generate_pairs, kind_weights, tokenizer_text
 from miniserve.tutor.generate import MODEL_FILE, META_FILE, TOKENIZER_FILE, WEIGHTS_DIR, Generator
 from miniserve.tutor.model import MiniGPT, ModelConfig
@@ -59,6 +60,9 @@ class TrainConfig:
     # The most new tokens any row may generate; each row's own budget is its source's length + a little
     # (Generator.budget), so this caps the longest sentence the tutor checks (a 60-word sentence is ~110 tokens).
     max_new_tokens: int = 128
+    # Loss weight of the tokens where decoding constrained to the source (constraint.py) leaves the model a choice: a
+    # covered verb form's tokens and the token after it ("buy" | "buy"+"s"). 1: every target token counts the same.
+    decision_weight: float = 1.0
     seed: int = 0
     eval_pairs: int = 2000  # held-out pairs for the progress print (the final eval uses more)
 
@@ -69,29 +73,60 @@ class TrainConfig:
             raise ValueError("length_group must be >= 1")
         if not 0 < self.lr_min <= self.lr:
             raise ValueError("need 0 < lr_min <= lr")
+        if not (math.isfinite(self.decision_weight) and self.decision_weight >= 1):
+            raise ValueError(f"decision_weight must be a finite number >= 1, got {self.decision_weight}")
         kind_weights(self.correct_share)  # the corpus's own range check, before any training starts
 
 
+Example = tuple[list[int], int, tuple[int, ...]]  # ids, where the target starts, its decision tokens (offsets)
+
+
 def encode_pair(tok: ByteBPETokenizer, p: Pair, dropout: float, rng: random.Random,
-                max_len: int | None = None) -> tuple[list[int], int]:
-    """Token ids of `<bos> source <sep> target <eos>` and where the target starts (the loss covers only it).
-    A dropout segmentation longer than `max_len` (the model's context) falls back to the deterministic one."""
-    src, tgt = tok.encode_with_dropout([p.source, p.target], dropout, rng)
-    if max_len is not None and len(src) + len(tgt) + 3 > max_len:
-        src, tgt = tok.encode(p.source), tok.encode(p.target)
+                max_len: int | None = None, decisions: bool = False) -> Example:
+    """Token ids of `<bos> source <sep> target <eos>`, where the target starts (the loss covers only it) and, with
+    `decisions`, the offsets into target + <eos> of the tokens where constrained decoding leaves the model a
+    choice: every token of a covered verb form and the token right after it. A dropout segmentation longer than
+    `max_len` (the model's context) falls back to the deterministic one."""
+    if not decisions:
+        src, tgt = tok.encode_with_dropout([p.source, p.target], dropout, rng)
+        if max_len is not None and len(src) + len(tgt) + 3 > max_len:
+            src, tgt = tok.encode(p.source), tok.encode(p.target)
+        words: list[list[int]] = []
+    else:
+        # Word by word (a word's tokens never depend on its neighbours), one segmentation per chunk across all.
+        texts = [w if i == 0 else " " + w for i, w in enumerate(p.target.split(" "))]
+        src, *words = tok.encode_with_dropout([p.source, *texts], dropout, rng)
+        if max_len is not None and len(src) + sum(map(len, words)) + 3 > max_len:
+            src, *words = [tok.encode(t) for t in (p.source, *texts)]
+        tgt = [t for w in words for t in w]
     prompt = [tok.bos_id, *src, tok.sep_id]
-    return prompt + tgt + [tok.eos_id], len(prompt)
+    marks: list[int] = []
+    at = 0
+    for text, w in zip(p.target.split(" "), words):
+        if lexicon.is_covered_form(lexicon.split_affixes(text)[1]):
+            marks += range(at, at + len(w) + 1)  # its tokens and the next word's first (or <eos>)
+        at += len(w)
+    return prompt + tgt + [tok.eos_id], len(prompt), tuple(sorted(set(marks)))
 
 
-def make_batch(examples: list[tuple[list[int], int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    T = max(len(ids) for ids, _ in examples) - 1
+def make_batch(examples: list[Example], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    T = max(len(ids) for ids, _, _ in examples) - 1
     x = torch.full((len(examples), T), pad_id, dtype=torch.long)  # (B, T) right-padded inputs
     y = torch.full((len(examples), T), -100, dtype=torch.long)  # (B, T) next-token targets, -100 = no loss
-    for i, (ids, start) in enumerate(examples):
+    for i, (ids, start, _) in enumerate(examples):
         n = len(ids) - 1
         x[i, :n] = torch.tensor(ids[:-1])
         y[i, start - 1 : n] = torch.tensor(ids[start:])
     return x, y
+
+
+def loss_weights(examples: list[Example], T: int, decision_weight: float) -> torch.Tensor:
+    """(B, T) weight of each next-token target of `make_batch`: decision_weight at the decision tokens, else 1."""
+    w = torch.ones(len(examples), T)
+    for i, (_, start, marks) in enumerate(examples):
+        for m in marks:
+            w[i, start - 1 + m] = decision_weight
+    return w
 
 
 def length_grouped_batches(
@@ -100,7 +135,7 @@ def length_grouped_batches(
     """Endless batches: `length_group` batches' worth of examples sorted by length, cut, served in random order."""
     while True:
         drawn = rng.choices(pool, k=cfg.batch_size * cfg.length_group)
-        group = [encode_pair(tok, p, cfg.bpe_dropout, rng, max_len) for p in drawn]
+        group = [encode_pair(tok, p, cfg.bpe_dropout, rng, max_len, cfg.decision_weight != 1) for p in drawn]
         if cfg.length_group > 1:  # one batch keeps its draw order, as before grouping existed
             group.sort(key=lambda e: len(e[0]))
         batches = [group[i : i + cfg.batch_size] for i in range(0, len(group), cfg.batch_size)]
@@ -157,8 +192,14 @@ def train(cfg: TrainConfig, model_cfg_kwargs: dict, log=print) -> tuple[Generato
         for g in opt.param_groups:
             g["lr"] = lr
         model.train()
-        x, y = make_batch(next(batches), tok.pad_id)
-        loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten(), ignore_index=-100)  # model(x): (B, T, V)
+        batch = next(batches)
+        x, y = make_batch(batch, tok.pad_id)
+        if cfg.decision_weight == 1:
+            loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten(), ignore_index=-100)  # model(x): (B, T, V)
+        else:  # a weighted mean over the target tokens
+            per_token = F.cross_entropy(model(x).flatten(0, 1), y.flatten(), ignore_index=-100, reduction="none")
+            w = loss_weights(batch, x.shape[1], cfg.decision_weight).flatten() * (y.flatten() != -100)
+            loss = (per_token * w).sum() / w.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -202,7 +243,8 @@ def run_train(args: argparse.Namespace) -> int:
                                    ("correct_share", args.correct_share),
                                    ("lr", args.lr), ("length_group", args.length_group),
                                    ("batch_size", args.batch_size), ("warmup_steps", args.warmup_steps),
-                                   ("split_s", args.split_s)) if v is not None}
+                                   ("split_s", args.split_s), ("decision_weight", args.decision_weight))
+                 if v is not None}
     try:
         cfg = TrainConfig(seed=args.seed, **overrides)
     except ValueError as e:  # a bad option: say so before the tokenizer starts, like `miniserve loadtest`

@@ -23,7 +23,7 @@ def test_length_grouped_batches_are_full_and_cut_padding(tok) -> None:
 
     def fill(batch) -> float:  # real tokens / padded slots
         x, _ = make_batch(batch, tok.pad_id)
-        return sum(len(ids) - 1 for ids, _ in batch) / x.numel()
+        return sum(len(ids) - 1 for ids, _, _ in batch) / x.numel()
 
     plain = length_grouped_batches(tok, pool, TrainConfig(batch_size=32, length_group=1, bpe_dropout=0.0),
                                    random.Random(0))
@@ -71,3 +71,29 @@ def test_train_command_refuses_bad_options_with_a_message(capsys: pytest.Capture
     assert "miniserve train: error: correct_share must be in [0, 0.85], got 0.9" in capsys.readouterr().err
     assert main(["train", "--length-group", "0", "--out", str(tmp_path)]) == 2
     assert not any(tmp_path.iterdir())  # nothing trained, nothing written
+
+
+def test_decision_tokens_are_the_covered_verb_forms_and_the_token_after_each(tok) -> None:
+    from miniserve.tutor.corpus import Pair
+    from miniserve.tutor.train import encode_pair, loss_weights, make_batch
+
+    p = Pair("Yesterday Giovanni goed to the market and buyed tomatoes.",
+             "Yesterday Giovanni went to the market and bought tomatoes.", "error", "overregularized_past")
+    plain = encode_pair(tok, p, 0.0, random.Random(0))
+    ids, start, marks = encode_pair(tok, p, 0.0, random.Random(0), decisions=True)
+    assert ids == plain[0] and start == plain[1] and plain[2] == ()  # the same tokens: only the marks are new
+    target = ids[start:]
+    assert [tok.decode([target[m]]) for m in marks] == [" went", " to", " bought", " tom"]
+    # with BPE-dropout the word-by-word segmentation still concatenates to one valid target
+    for seed in range(20):
+        ids, start, marks = encode_pair(tok, p, 0.5, random.Random(seed), decisions=True)
+        assert tok.decode(ids[start:-1]) == p.target and " went".startswith(tok.decode([ids[start + marks[0]]]))
+    x, y = make_batch([plain, (ids, start, marks)], tok.pad_id)
+    w = loss_weights([plain, (ids, start, marks)], x.shape[1], 5.0)
+    assert w[0].eq(1).all() and int(w[1].eq(5).sum()) == len(marks) and bool((y[1][w[1] == 5] != -100).all())
+
+
+def test_train_config_refuses_a_decision_weight_below_one() -> None:
+    for bad in (0.5, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="decision_weight"):
+            TrainConfig(decision_weight=bad)
