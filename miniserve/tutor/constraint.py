@@ -9,9 +9,9 @@ end-of-sequence only once every word is written. The model still makes every cho
 verb takes, or none), as greedy decoding over the allowed tokens; it can no longer mis-copy. The guard stays: the
 constraint keeps the output's shape, the lexicon still judges each edit in its clause.
 
-The paths are a small automaton over token ids, built once per sentence: a word's tokens do not depend on its
-neighbours (`tokenizer.py` chunks never cross a space), so each word is encoded on its own, with its leading space,
-and the sentence's paths are the product of its words' alternatives. Most states have one way out (a word being
+The paths are a small automaton over token ids, built once per sentence in time linear in its tokens: a word's
+tokens do not depend on its neighbours (`tokenizer.py` chunks never cross a space), so each word is encoded on its
+own, with its leading space, and the sentence's paths are its words' alternatives one after another. Most states have one way out (a word being
 copied): the model's choice is needed only where a verb's forms part.
 """
 
@@ -57,44 +57,29 @@ class SourceConstraint:
         alts = [[tuple(tok.encode(a if i == 0 else " " + a)) for a in word_alternatives(w)] for i, w in enumerate(words)]
         if [t for a in alts for t in a[0]] != tok.encode(source) or any(not t for a in alts for t in a):
             return None
-        # Subset construction over pointers (word i, alternative a, tokens matched k). A finished alternative is
-        # closed into the next word's starts; (len(words), 0, 0) is "every word written".
-        n = len(words)
-
-        def close(ptrs: set[tuple[int, int, int]]) -> frozenset[tuple[int, int, int]]:
-            out: set[tuple[int, int, int]] = set()
-            todo = list(ptrs)
-            while todo:
-                i, a, k = todo.pop()
-                if i < n and k == len(alts[i][a]):
-                    todo += [(i + 1, b, 0) for b in range(len(alts[i + 1]))] if i + 1 < n else [(n, 0, 0)]
-                elif (i, a, k) not in out:
-                    out.add((i, a, k))
-            return frozenset(out)
-
-        start = close({(0, a, 0) for a in range(len(alts[0]))})
-        index: dict[frozenset[tuple[int, int, int]], int] = {start: 0}
-        moves: list[dict[int, int]] = []
-        queue = [start]
-        while len(moves) < len(queue):
-            ptrs = queue[len(moves)]
-            step: dict[int, set[tuple[int, int, int]]] = {}
-            for i, a, k in ptrs:
-                if i == n:
-                    step.setdefault(tok.eos_id, set())
-                else:
-                    step.setdefault(alts[i][a][k], set()).add((i, a, k + 1))
-            row: dict[int, int] = {}
-            for t, nxt in step.items():
-                if t == tok.eos_id:
-                    row[t] = ACCEPT
-                    continue
-                s = close(nxt)
-                if s not in index:
-                    index[s] = len(queue)
-                    queue.append(s)
-                row[t] = index[s]
-            moves.append(row)
+        # One trie per word, built from the last word back. A word's last token leads into the next word's first
+        # tokens (its trie's root moves), or to end-of-sequence after the last word. A token inside a word never
+        # starts with a space and a word after the first always does, so "go on within this word" and "start the
+        # next word" never share a token: the tries chained this way are already deterministic.
+        moves: list[dict[int, int]] = [{}]  # state 0: the first word's root, filled last
+        after: dict[int, int] = {tok.eos_id: ACCEPT}  # what may follow the word being built
+        for i in reversed(range(len(words))):
+            root: dict[int, int] = {}
+            ends: list[dict[int, int]] = []
+            for alt in alts[i]:
+                node = root
+                for t in alt:
+                    if t not in node:
+                        node[t] = len(moves)
+                        moves.append({})
+                    node = moves[node[t]]
+                ends.append(node)
+            for node in ends:
+                if any(t in node and node[t] != s for t, s in after.items()):
+                    return None  # a word that ends where another goes on with the next word's token: not expected
+                node.update(after)
+            after = root
+        moves[0] = after
         return cls(tuple(moves), sum(len(m) > 1 for m in moves))
 
     def pick(self, state: int, preferred: int, score: Callable[[list[int]], list[float]]) -> tuple[int, int]:
