@@ -136,7 +136,7 @@ class TutorEngine:
         lengths = torch.tensor([len(it.prompt) for it in items])  # (b,)
         logits = prefill_rows(self.model, idx, lengths, first, self.caches)  # raises before any row is taken
         for i, (r, t) in enumerate(zip(rows, logits.argmax(dim=-1).tolist())):
-            self._emit(r, t, logits[i])
+            self._emit(r, t, logits, i)
         self._rows += rows
         return rows
 
@@ -164,7 +164,7 @@ class TutorEngine:
             next_tok = logits.argmax(dim=-1).tolist()
             for r in todo:
                 r.length += 1
-                self._emit(r, next_tok[r.row], logits[r.row])
+                self._emit(r, next_tok[r.row], logits, r.row)
         return [(r.ids[-1], r.done) for r in rows]
 
     def step(self, rows: list[Row]) -> list[SentenceOutput | None]:
@@ -189,10 +189,11 @@ class TutorEngine:
         ids = row.ids[:-1] if ended else list(row.ids)
         return SentenceOutput(ids, self.tok.decode(ids), ended)
 
-    def _emit(self, row: Row, tok: int, logits: Tensor) -> None:
-        """Append the row's next token: the model's argmax `tok`, unless its constraint forbids it (logits (V,))."""
+    def _emit(self, row: Row, tok: int, logits: Tensor, i: int) -> None:
+        """Append the row's next token: the model's argmax `tok`, unless its constraint forbids it. logits (n, V):
+        row i is this row's, read only if the model strays (indexing a row per step would cost more than the rest)."""
         c = row.item.constraint
         if c is not None:
-            tok, row.state = c.pick(row.state, tok, lambda ids: logits[ids].tolist())
+            tok, row.state = c.pick(row.state, tok, lambda ids: logits[i, ids].tolist())
         row.ids.append(tok)
         row.done = tok == self.tok.eos_id or len(row.ids) >= row.item.budget
