@@ -3,7 +3,8 @@
 `correct_batch` at batch 1..32 runs until its longest member's budget is spent (by design: a static batch pays for
 its longest member); `correct` at batch 1 stops at end-of-sequence. requests/s = batch size / median time of one call.
 `decode_step` is one decode step of the model at batch 1/8/32 with a typical prompt in the cache: the per-token cost
-every serving mode pays. MINISERVE_WEIGHTS_DIR benchmarks another checkpoint (to compare two side by side).
+every serving mode pays. `constraint_cost` times `correct_batch` at batch 1/8/32 with decoding constrained to the
+source (the product) and free (the same model), side by side: what the constraint adds to a whole generation. MINISERVE_WEIGHTS_DIR benchmarks another checkpoint (to compare two side by side).
 """
 
 from __future__ import annotations
@@ -86,3 +87,23 @@ def test_decode_step(benchmark, agent, sentences: list[str], batch: int, torch_t
     benchmark.group = "offline-decode_step"
     benchmark.extra_info.update(kind="decode_step", batch_size=batch, torch_threads=torch_threads, prompt_tokens=T,
                                 ms_per_step=round(median_s * 1e3, 3), ms_per_token=round(median_s * 1e3 / batch, 4))
+
+
+@pytest.mark.parametrize("constrained", [True, False], ids=["constrained", "free"])
+@pytest.mark.parametrize("batch", [1, 8, 32])
+def test_constraint_cost(benchmark, agent, sentences: list[str], batch: int, constrained: bool) -> None:
+    gen = agent.generator
+    timed = agent if constrained else GrammarTutorAgent(
+        Generator(gen.model, gen.tok, gen.max_new_tokens, constrained=False), LearnerMemory(":memory:"))
+    group = [sentences[i % len(sentences)] for i in range(batch)]
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the servers run a model call
+    try:
+        result = benchmark.pedantic(timed.correct_batch, args=(group, [None] * batch), rounds=max(5, 64 // batch),
+                                    warmup_rounds=1)
+    finally:
+        torch.set_num_threads(before)
+    assert len(result) == batch
+    benchmark.group = "offline-constraint_cost"
+    benchmark.extra_info.update(kind="constraint_cost", batch_size=batch, constrained=constrained, torch_threads=1,
+                                ms_per_call=round(benchmark.stats.stats.median * 1e3, 2))
