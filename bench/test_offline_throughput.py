@@ -4,7 +4,9 @@
 its longest member); `correct` at batch 1 stops at end-of-sequence. requests/s = batch size / median time of one call.
 `decode_step` is one decode step of the model at batch 1/8/32 with a typical prompt in the cache: the per-token cost
 every serving mode pays. `constraint_cost` times `correct_batch` at batch 1/8/32 with decoding constrained to the
-source (the product) and free (the same model), side by side: what the constraint adds to a whole generation. MINISERVE_WEIGHTS_DIR benchmarks another checkpoint (to compare two side by side).
+source (the product) and free (the same model), side by side: what the constraint adds to a whole generation.
+Batches of 8 and 32 run to their budget either way; batch 1 stops at its end-of-sequence, so there a different
+output length moves the time too. MINISERVE_WEIGHTS_DIR benchmarks another checkpoint (to compare two side by side).
 """
 
 from __future__ import annotations

@@ -111,6 +111,9 @@ def judge(sentence: str, output: str) -> Verdict:
         # not call it right either (nothing in it was checked).
         return _unchanged(sentence, WHY_OUT_OF_SCOPE)
     if out == words:
+        if any(lexicon.is_wrong_form(w) for w in words):
+            # The model left a form that is never right ("goed"): the tutor cannot call that checked and right.
+            return _unchanged(sentence, WHY_UNSAFE)
         return _unchanged(sentence, WHY_LOOKS_RIGHT, was_correct=True)
     if len(out) != len(words):
         return _unchanged(sentence, WHY_UNSAFE)

@@ -66,7 +66,7 @@ class SentenceItem:
     source: str  # the model input: one sentence, single-spaced (agent.model_input)
     prompt: tuple[int, ...]  # <bos> source <sep>
     budget: int  # new tokens this row may generate, end-of-sequence included
-    constraint: SourceConstraint | None = None  # what the row may emit; None decodes freely
+    constraint: SourceConstraint | None = field(default=None, compare=False)  # what the row may emit; None: free
 
 
 @dataclass(frozen=True, slots=True)

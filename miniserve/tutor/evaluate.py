@@ -70,7 +70,8 @@ def _hits(cases: list[Case], run: Callable[[list[str]], list[str]], batch_size: 
 
 
 def raw_outputs(gen: Generator, texts: list[str]) -> list[str]:
-    """The raw model on each sentence of each text (as the tutor feeds it), joined back with the text's own gaps."""
+    """`gen`'s output for each sentence of each text (as the tutor feeds it), joined back with the text's own gaps:
+    the raw model when `gen` decodes freely, the constrained model otherwise; no guard."""
     split = [split_sentences(t) for t in texts]
     flat = [s.text for ss in split for s in ss]
     fit = [i for i, s in enumerate(flat) if gen.fits(model_input(s))]
@@ -106,9 +107,13 @@ def score(gen: Generator, cases: list[Case], batch_size: int = 64) -> dict[str, 
             for name, ix in sorted(groups.items())}
 
 
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f}%"  # scores recorded before constrained decoding have no column
+
+
 def format_table(scores: dict[str, dict[str, float]]) -> str:
     lines = [f"{'bucket':<32} {'n':>6} {'raw model':>10} {'constrained':>12} {'tutor':>8}"]
-    lines += [f"{name:<32} {s['n']:>6} {100 * s['raw']:>9.1f}% {100 * s.get('constrained', s['raw']):>11.1f}% "
+    lines += [f"{name:<32} {s['n']:>6} {100 * s['raw']:>9.1f}% {_pct(s.get('constrained')):>12} "
               f"{100 * s['tutor']:>7.1f}%" for name, s in scores.items()]
     return "\n".join(lines)
 

@@ -147,6 +147,11 @@ def is_covered_form(word: str) -> bool:
     return _norm(word) in COVERED_FORMS
 
 
+def is_wrong_form(word: str) -> bool:
+    """A learner's over-regularised form that is never right ("goed", "buyed")."""
+    return _norm(word) in WRONG_FORMS
+
+
 def is_real_form(word: str) -> bool:
     return _norm(word) in REAL_FORMS
 

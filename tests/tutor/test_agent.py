@@ -119,6 +119,9 @@ def test_identical_output() -> None:
     assert v.text == "The sky is blue."
     v = judge("My brother lives in Wrocław.", "My brother lives in Wroclaw.")
     assert v.why == agent_mod.WHY_UNSAFE and v.text == "My brother lives in Wrocław."
+    # an output that keeps a form that is never right is not "checked and right", even unchanged
+    v = judge("Yesterday he goed home.", "Yesterday he goed home.")
+    assert not v.was_correct and v.reason == "unsafe" and v.status == "not_checked" and not v.edits
 
 
 def test_guard_accepts_every_corpus_correction() -> None:

@@ -1,4 +1,5 @@
-"""Decoding constrained to the source: every correct answer stays reachable, nothing the guard rejects is."""
+"""Decoding constrained to the source: every correct answer stays reachable, and nothing outside the guard's shape
+(the source's words, covered verb forms changed into real forms of the same verb) is."""
 
 from __future__ import annotations
 
