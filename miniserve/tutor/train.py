@@ -87,23 +87,19 @@ def encode_pair(tok: ByteBPETokenizer, p: Pair, dropout: float, rng: random.Rand
     `decisions`, the offsets into target + <eos> of the tokens where constrained decoding leaves the model a
     choice: every token of a covered verb form and the token right after it. A dropout segmentation longer than
     `max_len` (the model's context) falls back to the deterministic one."""
-    if not decisions:
-        src, tgt = tok.encode_with_dropout([p.source, p.target], dropout, rng)
-        if max_len is not None and len(src) + len(tgt) + 3 > max_len:
-            src, tgt = tok.encode(p.source), tok.encode(p.target)
-        words: list[list[int]] = []
-    else:
-        # Word by word (a word's tokens never depend on its neighbours), one segmentation per chunk across all.
-        texts = [w if i == 0 else " " + w for i, w in enumerate(p.target.split(" "))]
-        src, *words = tok.encode_with_dropout([p.source, *texts], dropout, rng)
-        if max_len is not None and len(src) + sum(map(len, words)) + 3 > max_len:
-            src, *words = [tok.encode(t) for t in (p.source, *texts)]
-        tgt = [t for w in words for t in w]
+    # Word by word: a word's tokens never depend on its neighbours, and encode_with_dropout segments a chunk once
+    # across all its texts, so these are the target's own tokens (and random draws), with its word boundaries known.
+    target_words = p.target.split(" ")
+    texts = [w if i == 0 else " " + w for i, w in enumerate(target_words)]
+    src, *words = tok.encode_with_dropout([p.source, *texts], dropout, rng)
+    if max_len is not None and len(src) + sum(map(len, words)) + 3 > max_len:
+        src, *words = [tok.encode(t) for t in (p.source, *texts)]
+    tgt = [t for w in words for t in w]
     prompt = [tok.bos_id, *src, tok.sep_id]
     marks: list[int] = []
     at = 0
-    for text, w in zip(p.target.split(" "), words):
-        if lexicon.is_covered_form(lexicon.split_affixes(text)[1]):
+    for text, w in zip(target_words, words):
+        if decisions and lexicon.is_covered_form(lexicon.split_affixes(text)[1]):
             marks += range(at, at + len(w) + 1)  # its tokens and the next word's first (or <eos>)
         at += len(w)
     return prompt + tgt + [tok.eos_id], len(prompt), tuple(sorted(set(marks)))

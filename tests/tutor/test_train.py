@@ -97,3 +97,13 @@ def test_train_config_refuses_a_decision_weight_below_one() -> None:
     for bad in (0.5, float("inf"), float("nan")):
         with pytest.raises(ValueError, match="decision_weight"):
             TrainConfig(decision_weight=bad)
+
+
+def test_a_pair_encodes_to_its_source_and_target_tokens() -> None:
+    from miniserve.tutor.train import encode_pair
+
+    tok = Generator.load().tok
+    for p in generate_pairs(300, "train", seed=2, augment=True):
+        ids, start, _ = encode_pair(tok, p, 0.0, random.Random(0))
+        assert ids == [tok.bos_id, *tok.encode(p.source), tok.sep_id, *tok.encode(p.target), tok.eos_id]
+        assert start == len(tok.encode(p.source)) + 2
