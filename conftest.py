@@ -77,6 +77,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--open-loop-loads", default=",".join(f"{f:g}" for f in d.open_loop_loads),
                 help="open-loop rates as fractions of the baseline's throughput, comma-separated; the p95 criterion "
                 "is judged at the first")
+    g.addoption("--sweep-payloads", default=d.payloads, help="payload file (relative to the repository root)")
     g.addoption("--calibration-total", type=int, default=d.calibration_total, help="load-generator calibration "
                 "requests on POST /noop")
     g.addoption("--server-ready-timeout", type=float, default=180.0, help="seconds to wait for a server's /readyz")
@@ -119,7 +120,7 @@ def pytest_configure(config: pytest.Config) -> None:
             runs=config.getoption("sweep_runs"), configs=config.getoption("sweep_configs"),
             open_loop_duration_s=config.getoption("open_loop_duration"),
             open_loop_loads=parse_loads(config.getoption("open_loop_loads")),
-            calibration_total=config.getoption("calibration_total"))
+            calibration_total=config.getoption("calibration_total"), payloads=config.getoption("sweep_payloads"))
         lab03 = Lab03Params(
             concurrency=config.getoption("lab03_concurrency"), total=config.getoption("lab03_total"),
             runs=config.getoption("lab03_runs"), configs=config.getoption("lab03_configs"),
@@ -252,7 +253,7 @@ def environment_info() -> dict[str, Any]:
 
 
 def workload_info(root: Path, payloads: str) -> dict[str, Any]:
-    """What lab 03 sent: the payload file, its hash and its length classes (the report's manifest names them)."""
+    """What a lab sent: the payload file, its hash and its length classes (the report's manifest names them)."""
     from miniserve.lab.workloads import WorkloadError, load_workload
 
     path = root / payloads
@@ -271,6 +272,7 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     labs = store.labs()
     if LAB_02 in labs:
         info["sweep"] = store.params.to_dict()
+        info["lab02_workload"] = workload_info(config.rootpath, store.params.payloads)
     if LAB_03 in labs:
         info["lab03"] = store.lab03.to_dict()
         info["lab03_workload"] = workload_info(config.rootpath, store.lab03.payloads)

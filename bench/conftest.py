@@ -156,8 +156,9 @@ def launch_server():
 
 
 @pytest.fixture(scope="session")
-def payloads() -> list[dict]:
-    return loadgen.default_payloads()
+def payloads(request: pytest.FixtureRequest, sweep_store: Any) -> list[dict]:
+    """Lab 02's payloads (--sweep-payloads, default the learner-length bench/payloads/lab02.json), sent in order."""
+    return load_workload(request.config.rootpath / sweep_store.params.payloads).bodies
 
 
 @pytest.fixture(scope="session")

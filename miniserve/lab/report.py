@@ -133,8 +133,9 @@ def _open_loop_summary(results: SweepResults) -> list[dict[str, Any]]:
 def build_manifest(benchmark_json: dict[str, Any], results: SweepResults, out_dir: Path) -> dict[str, Any]:
     base = results.baseline
     return clean_json({
-        **manifest_head(benchmark_json, EXPERIMENT, ["sweep"]),
+        **manifest_head(benchmark_json, EXPERIMENT, ["sweep", "lab02_workload"]),
         "sweep": {**results.params.to_dict(), "lab_defaults": results.params.is_lab_default()},
+        **_workload(benchmark_json),
         "open_loop_rate_rps": base.open.rate_rps if base and base.open else None,
         "open_loop_by_load": _open_loop_summary(results),
         "servers": servers(results.configs),
@@ -142,6 +143,13 @@ def build_manifest(benchmark_json: dict[str, Any], results: SweepResults, out_di
         "acceptance": report_common.acceptance(criteria.evaluate(results)),
         **manifest_tail(FILES, out_dir),
     })
+
+
+def _workload(benchmark_json: dict[str, Any]) -> dict[str, Any]:
+    """The payload file's name, sha256 and counts; nothing for sweeps before 2026-11-30's learner-length set, which
+    recorded none (their reports regenerate byte for byte)."""
+    info = ((benchmark_json.get("machine_info") or {}).get("miniserve") or {}).get("lab02_workload")
+    return {"workload": info} if info else {}
 
 
 def dump_benchmark_json(doc: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from miniserve.lab import prom
+from miniserve.lab.workloads import LAB02_PAYLOADS
 
 # The lab's configurations, plus (64, 50): the saturation criterion asks what a larger max_batch than the best one
 # gains, and on this machine the best is often the largest of the lab's list, 32.
@@ -172,6 +173,9 @@ class SweepParams:
     open_loop_loads: tuple[float, ...] = (0.2, 0.5)
     calibration_concurrency: int = 50
     calibration_total: int = 5000
+    # The payload file, relative to the repository root. None: a sweep recorded before the field existed, which
+    # sent the lab's workload of its day, the frozen single-clause set now in SHORT_PAYLOADS.
+    payloads: str | None = LAB02_PAYLOADS
 
     def __post_init__(self) -> None:
         for name in ("concurrency", "total", "runs", "calibration_concurrency", "calibration_total"):
@@ -196,10 +200,14 @@ class SweepParams:
         return self.open_loop_loads[0]
 
     def is_lab_default(self) -> bool:
-        return self.to_dict() == SweepParams().to_dict()
+        mine = self.to_dict()
+        mine.setdefault("payloads", LAB02_PAYLOADS)  # an older sweep of the lab's workload of its day
+        return mine == SweepParams().to_dict()
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
+        if self.payloads is None:
+            del d["payloads"]  # as the sweep recorded it (older reports regenerate byte for byte)
         d["configs"] = ",".join(c.key if c.is_baseline else f"{c.max_batch}:{c.max_wait_ms:g}"
                                 for c in self.config_list)  # normalized, so equal sweeps compare equal
         return d
@@ -210,6 +218,8 @@ class SweepParams:
         kwargs = {k: v for k, v in d.items() if k in names}
         if "open_loop_loads" not in d and "open_loop_rate_fraction" in d:  # sweeps before two open-loop loads
             kwargs["open_loop_loads"] = (d["open_loop_rate_fraction"],)
+        if d and "payloads" not in d:
+            kwargs["payloads"] = None
         return cls(**kwargs)
 
 
@@ -447,8 +457,7 @@ def split_by_lab(data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         for other in LABS:
             if other != lab:
                 info.pop(LAB_PARAMS_KEY[other], None)
-                if other == LAB_03:
-                    info.pop("lab03_workload", None)
+                info.pop(f"lab{other}_workload", None)
         machine["miniserve"] = info
         doc["machine_info"] = machine
         out[lab] = doc

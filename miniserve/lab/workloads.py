@@ -1,5 +1,9 @@
 """Payload sets for the load generator: what the requests say, and how long each one is.
 
+Lab 02's workload (`bench/payloads/lab02.json`) is what learners send: held-out pairs drawn as the corpus gives them
+(3-60 words, 0-3 errors, correct and out-of-domain sentences in the split's own proportions; median ~17 words) and a
+share of inputs of 2-3 held-out sentences. Static batching is measured on the lengths it will really see.
+
 Lab 03's workload (`bench/payloads/lab03.json`) is a seeded mix drawn from the corpus' held-out split, so the server
 sees sentences the model was not trained on: ~70% short corrections (3-8 words) and ~30% long inputs (25-60 words),
 half of them one multi-clause sentence and half 2-3 held-out sentences joined by a space (each ending in . ! or ?
@@ -20,7 +24,7 @@ import json
 import random
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +40,9 @@ MAX_CHARS = 500  # the API's limit on `sentence` (miniserve.server.payload.MAX_S
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAB03_PAYLOADS = "bench/payloads/lab03.json"  # relative to the repository root, as the lab-03 sweep records it
 LAB03_FILE = REPO_ROOT / LAB03_PAYLOADS
+LAB02_PAYLOADS = "bench/payloads/lab02.json"
+LAB02_FILE = REPO_ROOT / LAB02_PAYLOADS
+SHORT_PAYLOADS = "bench/payloads/short.json"  # lab 02's frozen single-clause set until 2026-11-30
 
 
 class WorkloadError(ValueError):
@@ -59,6 +66,24 @@ class Lab03Spec:
     @property
     def n_multi(self) -> int:
         return round(self.n_long * self.multi_sentence_share)
+
+
+@dataclass(slots=True, frozen=True)
+class Lab02Spec:
+    """Everything the lab-02 payload set is a function of (with the corpus code itself)."""
+
+    n: int = 400
+    seed: int = 0
+    multi_sentence_share: float = 0.2  # inputs of 2-3 held-out sentences; the rest one held-out pair as drawn
+    pool: int = 4000
+
+    def __post_init__(self) -> None:
+        if self.n < 1 or self.pool < self.n or not 0 <= self.multi_sentence_share <= 1:
+            raise ValueError(f"need 1 <= n <= pool and 0 <= multi_sentence_share <= 1, got {self}")
+
+    @property
+    def n_multi(self) -> int:
+        return round(self.n * self.multi_sentence_share)
 
 
 def words(text: str) -> int:
@@ -119,6 +144,35 @@ def lab03_payloads(spec: Lab03Spec = Lab03Spec()) -> list[dict[str, Any]]:
     return out
 
 
+def lab02_payloads(spec: Lab02Spec = Lab02Spec()) -> list[dict[str, Any]]:
+    """The lab-02 payloads in send order: held-out sources as the split draws them, and 2-3 of them joined."""
+    from miniserve.tutor.corpus import generate_pairs
+    from miniserve.tutor.sentences import is_whole_sentence
+
+    rng = random.Random(spec.seed)
+    pairs = list({p.source: p for p in generate_pairs(spec.pool, "heldout", seed=spec.seed)}.values())
+    singles = [p for p in pairs if len(p.source) <= MAX_CHARS]
+    whole = [p for p in singles if is_whole_sentence(p.source)]
+    n_multi = spec.n_multi
+    if len(singles) < spec.n - n_multi or (n_multi and len(whole) < 3):
+        raise WorkloadError(f"the held-out split ({spec.pool} pairs, seed {spec.seed}) has {len(singles)} sentences, "
+                            f"{len(whole)} of them whole; the lab-02 workload needs {spec.n - n_multi} and 3")
+    out = [_payload([p]) for p in rng.sample(singles, spec.n - n_multi)]
+    used: set[tuple[str, ...]] = set()
+    for _ in range(n_multi):
+        for _attempt in range(1000):
+            group = rng.sample(whole, rng.choice((2, 3)))
+            key = tuple(p.source for p in group)
+            if key not in used and len(" ".join(key)) <= MAX_CHARS:
+                used.add(key)
+                out.append(_payload(group))
+                break
+        else:
+            raise WorkloadError(f"cannot join 2-3 of {len(whole)} held-out sentences within {MAX_CHARS} characters")
+    rng.shuffle(out)
+    return out
+
+
 def _payload(group: Sequence[Any]) -> dict[str, Any]:
     text = " ".join(p.source for p in group)
     return {"sentence": text, "length": length_class(text), "words": words(text), "sentences": len(group),
@@ -126,21 +180,26 @@ def _payload(group: Sequence[Any]) -> dict[str, Any]:
             else "single", "kinds": [p.kind for p in group]}
 
 
-def render(name: str, spec: Lab03Spec, payloads: Sequence[dict[str, Any]]) -> str:
+def render(name: str, spec: Lab02Spec | Lab03Spec, payloads: Sequence[dict[str, Any]]) -> str:
     """The file's exact text: a header, then one payload per line (readable diffs), valid JSON throughout."""
     counts = Counter(p["length"] for p in payloads)
     shapes = Counter(p["shape"] for p in payloads)
-    header = {
+    header: dict[str, Any] = {
         "workload": name,
         "regenerate": f"python -m miniserve.lab.workloads {name}",
-        "generator": {"function": "miniserve.lab.workloads.lab03_payloads", "split": "heldout",
-                      "n": spec.n, "seed": spec.seed, "long_share": spec.long_share,
-                      "multi_sentence_share": spec.multi_sentence_share, "pool": spec.pool},
+        "generator": {"function": f"miniserve.lab.workloads.{name}_payloads", "split": "heldout",
+                      **{k: getattr(spec, k) for k in spec.__dataclass_fields__}},
         "length_classes": {SHORT: f"{SHORT_WORDS[0]}-{SHORT_WORDS[1]} words",
                            LONG: f"{LONG_WORDS[0]}-{LONG_WORDS[1]} words"},
         "counts": {c: counts[c] for c in LENGTH_CLASSES},
         "shapes": {s: shapes[s] for s in sorted(shapes)},
     }
+    if isinstance(spec, Lab02Spec):  # lengths spread over every bucket: say how
+        n_words = sorted(p["words"] for p in payloads)
+        header["counts"] = {c: counts[c] for c in (*LENGTH_CLASSES, UNKNOWN)}
+        header["words"] = {"median": n_words[len(n_words) // 2], "max": n_words[-1],
+                           **{f"<= {hi}": sum(w <= hi for w in n_words) for hi in (10, 25, 60)}}
+        header["sentences"] = sum(p["sentences"] for p in payloads)
     head = json.dumps(header, indent=1, ensure_ascii=False)[:-2]  # drop the closing "\n}"
     body = ",\n".join("  " + json.dumps(p, ensure_ascii=False) for p in payloads)
     return f'{head},\n "payloads": [\n{body}\n ]\n}}\n'
@@ -193,7 +252,10 @@ def load_workload(path: str | Path) -> Workload:
     return Workload(name, data)
 
 
-WORKLOADS = {"lab03": (Lab03Spec(), LAB03_FILE)}
+WORKLOADS: dict[str, tuple[Any, Callable[[Any], list[dict[str, Any]]], Path]] = {
+    "lab02": (Lab02Spec(), lab02_payloads, LAB02_FILE),
+    "lab03": (Lab03Spec(), lab03_payloads, LAB03_FILE),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -203,10 +265,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="where to write (default: the committed file)")
     ap.add_argument("--check", action="store_true", help="only compare with the file; exit 1 if it differs")
     args = ap.parse_args(argv)
-    spec, default = WORKLOADS[args.name]
+    spec, generate, default = WORKLOADS[args.name]
     out = Path(args.out) if args.out else default
     try:
-        text = render(args.name, spec, lab03_payloads(spec))
+        text = render(args.name, spec, generate(spec))
     except WorkloadError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

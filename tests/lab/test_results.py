@@ -43,10 +43,17 @@ def test_params_know_whether_they_are_the_labs() -> None:
             SweepParams(open_loop_duration_s=seconds)
 
 
+def test_a_sweep_recorded_before_the_payload_field_is_the_lab_default_of_its_day() -> None:
+    old = SweepParams.from_dict({"open_loop_loads": [0.2, 0.5]})
+    assert old.payloads is None and "payloads" not in old.to_dict() and old.is_lab_default()
+    assert SweepParams().payloads == "bench/payloads/lab02.json" and SweepParams().is_lab_default()
+    assert not SweepParams(payloads="bench/payloads/short.json").is_lab_default()
+
+
 def test_open_loop_loads_are_fractions_judged_at_the_first() -> None:
     assert SweepParams().open_loop_loads == (0.2, 0.5) and SweepParams().judged_load == 0.2
     assert SweepParams(open_loop_loads=parse_loads("0.5, 0.2")).judged_load == 0.5
-    assert SweepParams.from_dict({"open_loop_loads": [0.2, 0.5]}) == SweepParams()  # as JSON reads it back
+    assert SweepParams.from_dict(SweepParams().to_dict()) == SweepParams()  # as JSON reads it back
     # a sweep saved before there were two loads ran one, at its open_loop_rate_fraction
     assert SweepParams.from_dict({"open_loop_rate_fraction": 0.5}).open_loop_loads == (0.5,)
     for bad, match in (((), "fractions in"), ((0.0,), "fractions in"), ((1.5,), "fractions in"),

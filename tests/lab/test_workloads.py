@@ -46,6 +46,30 @@ def test_the_committed_lab03_file_is_the_labs_mix() -> None:
     assert header["counts"] == {"short": 280, "long": 120} and header["generator"]["seed"] == 0
 
 
+def test_the_committed_lab02_file_is_what_the_generator_gives() -> None:
+    committed = workloads.LAB02_FILE.read_text(encoding="utf-8")
+    regenerated = workloads.render("lab02", workloads.Lab02Spec(), workloads.lab02_payloads(workloads.Lab02Spec()))
+    assert committed == regenerated, "regenerate it: python -m miniserve.lab.workloads lab02"
+
+
+def test_lab02_is_the_held_out_split_as_learners_write_it() -> None:
+    w = workloads.load_workload(workloads.LAB02_FILE)
+    assert w.name == "lab02" and len(w.payloads) == 400
+    heldout = {p.source for p in generate_pairs(4000, "heldout", seed=0)}
+    train = {p.source for p in generate_pairs(4000, "train", seed=0)}
+    for p in w.payloads:
+        assert len(p["sentence"]) <= MAX_SENTENCE_CHARS
+        if p["sentences"] == 1:
+            assert p["sentence"] in heldout and p["sentence"] not in train
+    shapes = Counter(p["shape"] for p in w.payloads)
+    assert shapes["multi_sentence"] == 80  # a fifth: 2-3 held-out sentences
+    kinds = Counter(k for p in w.payloads for k in p["kinds"])
+    assert kinds["error"] > kinds["correct"] > kinds["ood"] > 0  # the split's own mix, not only errors
+    n_words = sorted(p["words"] for p in w.payloads if p["sentences"] == 1)
+    # every length bucket `miniserve eval` reports is there, in the split's proportions
+    assert sum(n <= 10 for n in n_words) > 50 and sum(n > 25 for n in n_words) > 50 and n_words[-1] <= 60
+
+
 def test_generation_is_deterministic_and_seeded(small: list[dict]) -> None:
     assert workloads.lab03_payloads(SMALL) == small
     other = workloads.lab03_payloads(workloads.Lab03Spec(n=60, seed=1, pool=4000))
@@ -110,7 +134,7 @@ def test_payload_files_in_three_shapes(tmp_path: Path) -> None:
 
 def test_regenerate_and_check_from_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setitem(workloads.WORKLOADS, "lab03", (SMALL, tmp_path / "lab03.json"))
+    monkeypatch.setitem(workloads.WORKLOADS, "lab03", (SMALL, workloads.lab03_payloads, tmp_path / "lab03.json"))
     assert workloads.main(["lab03", "--check"]) == 1
     assert workloads.main(["lab03"]) == 0 and "60 payloads (short 42, long 18)" in capsys.readouterr().out
     assert workloads.main(["lab03", "--check"]) == 0
