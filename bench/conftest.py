@@ -157,7 +157,7 @@ def launch_server():
 
 @pytest.fixture(scope="session")
 def payloads(request: pytest.FixtureRequest, sweep_store: Any) -> list[dict]:
-    """Lab 02's payloads (--sweep-payloads, default the learner-length bench/payloads/lab02.json), sent in order."""
+    """Lab 02's payloads (--sweep-payloads: the frozen bench/payloads/lab02.json, or learner.json), sent in order."""
     return load_workload(request.config.rootpath / sweep_store.params.payloads).bodies
 
 

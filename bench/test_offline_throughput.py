@@ -16,7 +16,7 @@ import os
 import pytest
 import torch
 
-from miniserve.lab.loadgen import short_payloads
+from miniserve.lab.loadgen import default_payloads
 from miniserve.tutor.agent import GrammarTutorAgent
 from miniserve.tutor.generate import Generator, decode_one_token, prefill
 from miniserve.tutor.memory import LearnerMemory
@@ -41,7 +41,7 @@ def agent() -> GrammarTutorAgent:
 
 @pytest.fixture(scope="module")
 def sentences() -> list[str]:
-    return [p["sentence"] for p in short_payloads()]
+    return [p["sentence"] for p in default_payloads()]
 
 
 def _record(benchmark, batch: int, kind: str, threads: int) -> None:

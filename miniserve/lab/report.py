@@ -146,8 +146,8 @@ def build_manifest(benchmark_json: dict[str, Any], results: SweepResults, out_di
 
 
 def _workload(benchmark_json: dict[str, Any]) -> dict[str, Any]:
-    """The payload file's name, sha256 and counts; nothing for sweeps before 2026-11-30's learner-length set, which
-    recorded none (their reports regenerate byte for byte)."""
+    """The payload file's name, sha256 and counts; nothing for sweeps recorded before --sweep-payloads existed (they
+    all sent bench/payloads/lab02.json, and their reports regenerate byte for byte)."""
     info = ((benchmark_json.get("machine_info") or {}).get("miniserve") or {}).get("lab02_workload")
     return {"workload": info} if info else {}
 

@@ -174,7 +174,7 @@ class SweepParams:
     calibration_concurrency: int = 50
     calibration_total: int = 5000
     # The payload file, relative to the repository root. None: a sweep recorded before the field existed, which
-    # sent the lab's workload of its day, the frozen single-clause set now in SHORT_PAYLOADS.
+    # sent LAB02_PAYLOADS (its reports regenerate byte for byte).
     payloads: str | None = LAB02_PAYLOADS
 
     def __post_init__(self) -> None:
@@ -201,7 +201,7 @@ class SweepParams:
 
     def is_lab_default(self) -> bool:
         mine = self.to_dict()
-        mine.setdefault("payloads", LAB02_PAYLOADS)  # an older sweep of the lab's workload of its day
+        mine.setdefault("payloads", LAB02_PAYLOADS)  # an older sweep: it sent the same file
         return mine == SweepParams().to_dict()
 
     def to_dict(self) -> dict[str, Any]:

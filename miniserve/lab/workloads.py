@@ -1,8 +1,10 @@
 """Payload sets for the load generator: what the requests say, and how long each one is.
 
-Lab 02's workload (`bench/payloads/lab02.json`) is what learners send: held-out pairs drawn as the corpus gives them
-(3-60 words, 0-3 errors, correct and out-of-domain sentences in the split's own proportions; median ~17 words) and a
-share of inputs of 2-3 held-out sentences. Static batching is measured on the lengths it will really see.
+Lab 02's gated workload (`bench/payloads/lab02.json`) is frozen: 200 single clauses of 3-13 words from the corpus at
+a4e42f5, the workload its criteria were set on. The learner workload (`bench/payloads/learner.json`) is what learners
+send: held-out pairs drawn as the corpus gives them (3-60 words, 0-3 errors, correct and out-of-domain sentences in
+the split's own proportions; median ~20 words) and a fifth of inputs of 2-3 held-out sentences. `--sweep-payloads
+bench/payloads/learner.json` runs lab 02's sweep on it.
 
 Lab 03's workload (`bench/payloads/lab03.json`) is a seeded mix drawn from the corpus' held-out split, so the server
 sees sentences the model was not trained on: ~70% short corrections (3-8 words) and ~30% long inputs (25-60 words),
@@ -40,9 +42,9 @@ MAX_CHARS = 500  # the API's limit on `sentence` (miniserve.server.payload.MAX_S
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAB03_PAYLOADS = "bench/payloads/lab03.json"  # relative to the repository root, as the lab-03 sweep records it
 LAB03_FILE = REPO_ROOT / LAB03_PAYLOADS
-LAB02_PAYLOADS = "bench/payloads/lab02.json"
-LAB02_FILE = REPO_ROOT / LAB02_PAYLOADS
-SHORT_PAYLOADS = "bench/payloads/short.json"  # lab 02's frozen single-clause set until 2026-11-30
+LAB02_PAYLOADS = "bench/payloads/lab02.json"  # frozen single clauses (not generated here: the corpus has moved on)
+LEARNER_PAYLOADS = "bench/payloads/learner.json"
+LEARNER_FILE = REPO_ROOT / LEARNER_PAYLOADS
 
 
 class WorkloadError(ValueError):
@@ -69,8 +71,8 @@ class Lab03Spec:
 
 
 @dataclass(slots=True, frozen=True)
-class Lab02Spec:
-    """Everything the lab-02 payload set is a function of (with the corpus code itself)."""
+class LearnerSpec:
+    """Everything the learner payload set is a function of (with the corpus code itself)."""
 
     n: int = 400
     seed: int = 0
@@ -144,8 +146,8 @@ def lab03_payloads(spec: Lab03Spec = Lab03Spec()) -> list[dict[str, Any]]:
     return out
 
 
-def lab02_payloads(spec: Lab02Spec = Lab02Spec()) -> list[dict[str, Any]]:
-    """The lab-02 payloads in send order: held-out sources as the split draws them, and 2-3 of them joined."""
+def learner_payloads(spec: LearnerSpec = LearnerSpec()) -> list[dict[str, Any]]:
+    """The learner payloads in send order: held-out sources as the split draws them, and 2-3 of them joined."""
     from miniserve.tutor.corpus import generate_pairs
     from miniserve.tutor.sentences import is_whole_sentence
 
@@ -156,7 +158,7 @@ def lab02_payloads(spec: Lab02Spec = Lab02Spec()) -> list[dict[str, Any]]:
     n_multi = spec.n_multi
     if len(singles) < spec.n - n_multi or (n_multi and len(whole) < 3):
         raise WorkloadError(f"the held-out split ({spec.pool} pairs, seed {spec.seed}) has {len(singles)} sentences, "
-                            f"{len(whole)} of them whole; the lab-02 workload needs {spec.n - n_multi} and 3")
+                            f"{len(whole)} of them whole; the learner workload needs {spec.n - n_multi} and 3")
     out = [_payload([p]) for p in rng.sample(singles, spec.n - n_multi)]
     used: set[tuple[str, ...]] = set()
     for _ in range(n_multi):
@@ -180,7 +182,7 @@ def _payload(group: Sequence[Any]) -> dict[str, Any]:
             else "single", "kinds": [p.kind for p in group]}
 
 
-def render(name: str, spec: Lab02Spec | Lab03Spec, payloads: Sequence[dict[str, Any]]) -> str:
+def render(name: str, spec: LearnerSpec | Lab03Spec, payloads: Sequence[dict[str, Any]]) -> str:
     """The file's exact text: a header, then one payload per line (readable diffs), valid JSON throughout."""
     counts = Counter(p["length"] for p in payloads)
     shapes = Counter(p["shape"] for p in payloads)
@@ -194,7 +196,7 @@ def render(name: str, spec: Lab02Spec | Lab03Spec, payloads: Sequence[dict[str, 
         "counts": {c: counts[c] for c in LENGTH_CLASSES},
         "shapes": {s: shapes[s] for s in sorted(shapes)},
     }
-    if isinstance(spec, Lab02Spec):  # lengths spread over every bucket: say how
+    if isinstance(spec, LearnerSpec):  # lengths spread over every bucket: say how
         n_words = sorted(p["words"] for p in payloads)
         header["counts"] = {c: counts[c] for c in (*LENGTH_CLASSES, UNKNOWN)}
         header["words"] = {"median": n_words[len(n_words) // 2], "max": n_words[-1],
@@ -253,7 +255,7 @@ def load_workload(path: str | Path) -> Workload:
 
 
 WORKLOADS: dict[str, tuple[Any, Callable[[Any], list[dict[str, Any]]], Path]] = {
-    "lab02": (Lab02Spec(), lab02_payloads, LAB02_FILE),
+    "learner": (LearnerSpec(), learner_payloads, LEARNER_FILE),
     "lab03": (Lab03Spec(), lab03_payloads, LAB03_FILE),
 }
 

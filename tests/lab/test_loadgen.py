@@ -193,11 +193,10 @@ def test_cli_refuses_non_loopback(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize("client", loadgen.CLIENTS)
 async def test_closed_loop_exact_count_bounded_concurrency_cycling_payloads(server: str, client: str) -> None:
     _stats(server)
-    total = len(loadgen.default_payloads()) + 40  # every payload once, then the first 40 again
-    records = await loadgen.run_closed_loop(server, 8, total, timeout_s=5, client=client)  # bare URL -> /correct
+    records = await loadgen.run_closed_loop(server, 8, 240, timeout_s=5, client=client)  # bare URL -> /correct
     stats = _stats(server)
-    assert len(records) == total and all(r.status == 200 for r in records)
-    assert stats["requests"] == total and stats["distinct"] == len(loadgen.default_payloads())
+    assert len(records) == 240 and all(r.status == 200 for r in records)
+    assert stats["requests"] == 240 and stats["distinct"] == len(loadgen.default_payloads())
     assert 2 <= stats["max_inflight"] <= 8
     assert all(r.scheduled_s == r.sent_s and r.latency_s > 0 for r in records)
     assert summarize(records).throughput_rps > 0
@@ -289,12 +288,9 @@ def test_cli_open_loop_text_and_calibrate(server: str, capsys: pytest.CaptureFix
     assert main(["loadtest", "--url", server, "--rate", "5"]) == 2
 
 
-def test_lab02_payloads_are_learner_length_and_the_short_set_stays_frozen() -> None:
+def test_lab02_payloads_are_the_frozen_single_clause_set() -> None:
     payloads = loadgen.default_payloads()
-    assert len(payloads) == 400 and all(set(p) == {"sentence"} for p in payloads)
-    n_words = sorted(len(p["sentence"].split()) for p in payloads)
-    assert n_words[0] <= 5 and 15 <= n_words[len(n_words) // 2] <= 25 and n_words[-1] > 60  # 2-3 sentences: > 60
-    short = loadgen.short_payloads()
-    # lab 02's workload until 2026-11-30: single clauses of 2-13 words, one error at most
-    assert len(short) == 200 and max(len(p["sentence"].split()) for p in short) <= 13
-    assert short[0] == {"sentence": "They will visits the market in two days"}
+    assert len(payloads) == 200 and all(set(p) == {"sentence"} for p in payloads)
+    # the corpus lab 02's criteria were set on: single clauses of 2-13 words, one error at most
+    assert max(len(p["sentence"].split()) for p in payloads) <= 13
+    assert payloads[0] == {"sentence": "They will visits the market in two days"}

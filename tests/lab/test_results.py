@@ -47,7 +47,7 @@ def test_a_sweep_recorded_before_the_payload_field_is_the_lab_default_of_its_day
     old = SweepParams.from_dict({"open_loop_loads": [0.2, 0.5]})
     assert old.payloads is None and "payloads" not in old.to_dict() and old.is_lab_default()
     assert SweepParams().payloads == "bench/payloads/lab02.json" and SweepParams().is_lab_default()
-    assert not SweepParams(payloads="bench/payloads/short.json").is_lab_default()
+    assert not SweepParams(payloads="bench/payloads/learner.json").is_lab_default()
 
 
 def test_open_loop_loads_are_fractions_judged_at_the_first() -> None:

@@ -46,15 +46,16 @@ def test_the_committed_lab03_file_is_the_labs_mix() -> None:
     assert header["counts"] == {"short": 280, "long": 120} and header["generator"]["seed"] == 0
 
 
-def test_the_committed_lab02_file_is_what_the_generator_gives() -> None:
-    committed = workloads.LAB02_FILE.read_text(encoding="utf-8")
-    regenerated = workloads.render("lab02", workloads.Lab02Spec(), workloads.lab02_payloads(workloads.Lab02Spec()))
-    assert committed == regenerated, "regenerate it: python -m miniserve.lab.workloads lab02"
+def test_the_committed_learner_file_is_what_the_generator_gives() -> None:
+    committed = workloads.LEARNER_FILE.read_text(encoding="utf-8")
+    regenerated = workloads.render("learner", workloads.LearnerSpec(),
+                                   workloads.learner_payloads(workloads.LearnerSpec()))
+    assert committed == regenerated, "regenerate it: python -m miniserve.lab.workloads learner"
 
 
-def test_lab02_is_the_held_out_split_as_learners_write_it() -> None:
-    w = workloads.load_workload(workloads.LAB02_FILE)
-    assert w.name == "lab02" and len(w.payloads) == 400
+def test_the_learner_set_is_the_held_out_split_as_learners_write_it() -> None:
+    w = workloads.load_workload(workloads.LEARNER_FILE)
+    assert w.name == "learner" and len(w.payloads) == 400
     heldout = {p.source for p in generate_pairs(4000, "heldout", seed=0)}
     train = {p.source for p in generate_pairs(4000, "train", seed=0)}
     for p in w.payloads:

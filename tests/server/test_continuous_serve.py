@@ -10,14 +10,14 @@ import httpx
 from tests._service_fakes import needs_model
 from tests.server.test_serve import EXIT_TIMEOUT_S, server, server_log, wait_queued
 
-from miniserve.lab.loadgen import short_payloads
+from miniserve.lab.loadgen import default_payloads
 
 pytestmark = needs_model
 
 
 def short_texts(n: int, per_text: int) -> list[str]:
     """n inputs of `per_text` short held-out sentences each: every sentence is a row of its own."""
-    short = [p["sentence"].rstrip(".!?") for p in short_payloads() if len(p["sentence"]) < 45]
+    short = [p["sentence"].rstrip(".!?") for p in default_payloads() if len(p["sentence"]) < 45]
     assert len(short) >= n * per_text
     return [". ".join(short[i * per_text:(i + 1) * per_text]) + "." for i in range(n)]
 

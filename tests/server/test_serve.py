@@ -19,7 +19,7 @@ import pytest
 from tests._service_fakes import needs_model
 
 import miniserve
-from miniserve.lab.loadgen import run_closed_loop, short_payloads
+from miniserve.lab.loadgen import default_payloads, run_closed_loop
 
 REPO = Path(miniserve.__file__).parent.parent
 pytestmark = needs_model  # the server subprocess inherits MINISERVE_WEIGHTS_DIR when it is set
@@ -76,7 +76,7 @@ def stop(proc: subprocess.Popen) -> int:
 @pytest.mark.parametrize("mode", ["unbatched", "static"])
 async def test_load_generator_gets_all_200_from_a_real_server(tmp_path, mode):
     with server(tmp_path, "--mode", mode, "--max-batch", "8", "--max-wait-ms", "20") as (base, proc):
-        records = await run_closed_loop(base, concurrency=8, total=48, timeout_s=30, payloads=short_payloads())
+        records = await run_closed_loop(base, concurrency=8, total=48, timeout_s=30, payloads=default_payloads())
         assert len(records) == 48
         assert sorted({r.status for r in records}) == [200]
         metrics = httpx.get(f"{base}/metrics").text
@@ -89,7 +89,7 @@ async def test_sigterm_while_requests_are_queued_answers_every_one_and_exits_0(t
     # (with a batch that fills, the first batches could finish before the last request is even accepted).
     flags = ("--mode", "static", "--max-batch", "16", "--max-wait-ms", "3000", "--max-queue", "64")
     with server(tmp_path, *flags) as (base, proc):
-        sentences = [p["sentence"] for p in short_payloads()[:10]]
+        sentences = [p["sentence"] for p in default_payloads()[:10]]
         async with httpx.AsyncClient(base_url=base, timeout=EXIT_TIMEOUT_S) as client:
             calls = [asyncio.create_task(client.post("/correct", json={"sentence": s})) for s in sentences]
             await asyncio.wait_for(wait_queued(client, at_least=len(sentences), inflight=len(sentences)), 20)

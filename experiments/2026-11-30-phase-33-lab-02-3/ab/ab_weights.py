@@ -6,7 +6,7 @@ torch.set_num_threads(1)
 from miniserve.tutor.generate import Generator
 from miniserve.tutor.agent import GrammarTutorAgent
 from miniserve.tutor.memory import LearnerMemory
-from miniserve.lab.loadgen import short_payloads as default_payloads  # lab 02's set when this ran (now bench/payloads/short.json)
+from miniserve.lab.loadgen import default_payloads
 sents = [p["sentence"] for p in default_payloads()]
 agents = {"run20": GrammarTutorAgent(Generator.load("/work/runs/run20w"), LearnerMemory(":memory:")),
           "run23": GrammarTutorAgent(Generator.load(), LearnerMemory(":memory:"))}
