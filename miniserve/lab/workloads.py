@@ -107,17 +107,42 @@ def _fits(text: str, bounds: tuple[int, int]) -> bool:
     return bounds[0] <= words(text) <= bounds[1] and len(text) <= MAX_CHARS
 
 
+def _distinct_heldout(pool: int, seed: int) -> list[Any]:
+    """generate_pairs(pool, "heldout", seed), each source once (the same sentence twice would only measure it twice)."""
+    from miniserve.tutor.corpus import generate_pairs  # torch-free, but only needed here
+
+    pairs, seen = [], set()
+    for p in generate_pairs(pool, "heldout", seed=seed):
+        if p.source not in seen:
+            seen.add(p.source)
+            pairs.append(p)
+    return pairs
+
+
+def _joined(rng: random.Random, parts: Sequence[Any], n: int, fits: Callable[[str], bool],
+            what: str) -> list[dict[str, Any]]:
+    """n payloads of 2-3 distinct groups of `parts` joined by a space, each whose text `fits`."""
+    out: list[dict[str, Any]] = []
+    used: set[tuple[str, ...]] = set()
+    for _ in range(n):
+        for _attempt in range(1000):
+            group = rng.sample(parts, rng.choice((2, 3)))
+            key = tuple(p.source for p in group)
+            if key not in used and fits(" ".join(key)):
+                used.add(key)
+                out.append(_payload(group))
+                break
+        else:
+            raise WorkloadError(f"cannot join 2-3 held-out sentences {what} from {len(parts)} candidates")
+    return out
+
+
 def lab03_payloads(spec: Lab03Spec = Lab03Spec()) -> list[dict[str, Any]]:
     """The lab-03 payloads in send order: {"sentence", "length", "words", "sentences", "shape", "kinds"}."""
-    from miniserve.tutor.corpus import generate_pairs  # torch-free, but only needed here
     from miniserve.tutor.sentences import is_whole_sentence
 
     rng = random.Random(spec.seed)
-    pairs, seen = [], set()
-    for p in generate_pairs(spec.pool, "heldout", seed=spec.seed):
-        if p.source not in seen:  # the same sentence twice would only measure it twice
-            seen.add(p.source)
-            pairs.append(p)
+    pairs = _distinct_heldout(spec.pool, spec.seed)
     n_long = spec.n_long
     n_short, n_multi = spec.n - n_long, spec.n_multi
     n_single = n_long - n_multi
@@ -131,29 +156,18 @@ def lab03_payloads(spec: Lab03Spec = Lab03Spec()) -> list[dict[str, Any]]:
                                 f"the lab-03 workload needs {need}")
     out = [_payload([p]) for p in rng.sample(shorts, n_short)]
     out += [_payload([p]) for p in rng.sample(singles, n_single)]
-    used: set[tuple[str, ...]] = set()
-    for _ in range(n_multi):
-        for _attempt in range(1000):
-            group = rng.sample(parts, rng.choice((2, 3)))
-            key = tuple(p.source for p in group)
-            if key not in used and _fits(" ".join(key), LONG_WORDS):
-                used.add(key)
-                out.append(_payload(group))
-                break
-        else:
-            raise WorkloadError(f"cannot join 2-3 held-out sentences into {LONG_WORDS[0]}-{LONG_WORDS[1]} words "
-                                f"from {len(parts)} candidates")
+    out += _joined(rng, parts, n_multi, lambda text: _fits(text, LONG_WORDS),
+                   f"into {LONG_WORDS[0]}-{LONG_WORDS[1]} words")
     rng.shuffle(out)  # short and long interleaved, so every run and every stretch of a run sees the mix
     return out
 
 
 def learner_payloads(spec: LearnerSpec = LearnerSpec()) -> list[dict[str, Any]]:
     """The learner payloads in send order: held-out sources as the split draws them, and 2-3 of them joined."""
-    from miniserve.tutor.corpus import generate_pairs
     from miniserve.tutor.sentences import is_whole_sentence
 
     rng = random.Random(spec.seed)
-    pairs = list({p.source: p for p in generate_pairs(spec.pool, "heldout", seed=spec.seed)}.values())
+    pairs = _distinct_heldout(spec.pool, spec.seed)
     singles = [p for p in pairs if len(p.source) <= MAX_CHARS]
     whole = [p for p in singles if is_whole_sentence(p.source)]
     n_multi = spec.n_multi
@@ -161,17 +175,7 @@ def learner_payloads(spec: LearnerSpec = LearnerSpec()) -> list[dict[str, Any]]:
         raise WorkloadError(f"the held-out split ({spec.pool} pairs, seed {spec.seed}) has {len(singles)} sentences, "
                             f"{len(whole)} of them whole; the learner workload needs {spec.n - n_multi} and 3")
     out = [_payload([p]) for p in rng.sample(singles, spec.n - n_multi)]
-    used: set[tuple[str, ...]] = set()
-    for _ in range(n_multi):
-        for _attempt in range(1000):
-            group = rng.sample(whole, rng.choice((2, 3)))
-            key = tuple(p.source for p in group)
-            if key not in used and len(" ".join(key)) <= MAX_CHARS:
-                used.add(key)
-                out.append(_payload(group))
-                break
-        else:
-            raise WorkloadError(f"cannot join 2-3 of {len(whole)} held-out sentences within {MAX_CHARS} characters")
+    out += _joined(rng, whole, n_multi, lambda text: len(text) <= MAX_CHARS, f"within {MAX_CHARS} characters")
     rng.shuffle(out)
     return out
 
