@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--decision-weight", type=float, default=None,
                    help="loss weight of the covered verb forms' tokens, where constrained decoding leaves the model "
                         "a choice (1: none; default: the recorded recipe)")
+    t.add_argument("--precision", choices=("bf16", "fp32"), default=None,
+                   help="the forward pass's arithmetic; weights and loss stay float32 (default: the recorded recipe)")
     t.add_argument("--d-model", type=int, default=None, help="model width (default: the recorded recipe)")
     t.add_argument("--n-layer", type=int, default=None, help="transformer blocks (default: the recorded recipe)")
     t.set_defaults(func=_train)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import random
 
 import pytest
+import torch
 
 from miniserve.tutor.corpus import generate_pairs
 from miniserve.tutor.generate import Generator
@@ -107,3 +108,27 @@ def test_a_pair_encodes_to_its_source_and_target_tokens() -> None:
         ids, start, _ = encode_pair(tok, p, 0.0, random.Random(0))
         assert ids == [tok.bos_id, *tok.encode(p.source), tok.sep_id, *tok.encode(p.target), tok.eos_id]
         assert start == len(tok.encode(p.source)) + 2
+
+
+def test_a_bf16_step_keeps_float32_weights_and_the_fp32_loss(tok) -> None:
+    from miniserve.tutor.model import MiniGPT, ModelConfig
+    from miniserve.tutor.train import encode_pair, train_step
+
+    rng = random.Random(0)
+    batch = [encode_pair(tok, p, 0.0, rng, decisions=True) for p in generate_pairs(16, "train", 0)]
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        model = MiniGPT(ModelConfig(vocab_size=tok.vocab_size, d_model=64, max_seq_len=256))
+        before = [p.detach().clone() for p in model.parameters()]
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        losses[precision] = train_step(model, opt, batch, TrainConfig(precision=precision), tok.pad_id).item()
+        assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast changes the arithmetic only
+        assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))  # the step moved the weights
+    assert losses["bf16"] != losses["fp32"]  # the forward really ran in bf16 ...
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.02)  # ... which keeps ~3 significant digits
+
+
+def test_train_config_refuses_an_unknown_precision() -> None:
+    with pytest.raises(ValueError, match="precision must be one of"):
+        TrainConfig(precision="fp16")
