@@ -47,7 +47,11 @@ def _errors(p: Pair) -> int:
 def single_case(p: Pair) -> Case:
     if p.kind == "ood":
         return Case(p.source, p.target, p.kind, (OOD,))
-    return Case(p.source, p.target, p.kind, (_length_bucket(p.source), f"errors per sentence: {_errors(p)}"))
+    length = _length_bucket(p.source)
+    # The length rows count error and correct sentences together (how often the tutor returns the right sentence);
+    # the targets name errors fixed per length, so errors get rows of their own too.
+    errors = (f"errors fixed, {length}",) if p.kind == "error" else ()
+    return Case(p.source, p.target, p.kind, (length, f"errors per sentence: {_errors(p)}", *errors))
 
 
 def multi_cases(pairs: list[Pair], n: int, seed: int) -> list[Case]:

@@ -10,7 +10,7 @@ from tests.tutor.test_agent import WEIGHTS_DIR, FakeGenerator, needs_weights
 
 def test_single_pairs_count_in_their_length_and_error_buckets() -> None:
     assert single_case(Pair("He goed home.", "He went home.", "error", "overregularized_past")).buckets == (
-        "length: <= 10 words", "errors per sentence: 1")
+        "length: <= 10 words", "errors per sentence: 1", "errors fixed, length: <= 10 words")
     long = " ".join(["word"] * 30)
     assert single_case(Pair(long, long, "correct", None)).buckets == ("length: 26-60 words", "errors per sentence: 0")
     assert single_case(Pair("What a day!", "What a day!", "ood", None)).buckets == (OOD,)
@@ -47,7 +47,7 @@ def test_score_reports_raw_and_tutor_by_bucket() -> None:
     assert s["kind: error"] == {"n": 1, "raw": 1.0, "constrained": 1.0, "tutor": 1.0}
     assert s["kind: correct"] == {"n": 1, "raw": 0.0, "constrained": 0.0, "tutor": 1.0}  # the guard undoes the slip
     assert s[MULTI] == {"n": 1, "raw": 0.0, "constrained": 0.0, "tutor": 1.0}
-    assert s["length: <= 10 words"]["n"] == 2
+    assert s["length: <= 10 words"]["n"] == 2 and s["errors fixed, length: <= 10 words"]["n"] == 1
     table = format_table(s)
     assert "multi-sentence inputs" in table and "100.0%" in table
 
