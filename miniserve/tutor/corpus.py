@@ -36,6 +36,7 @@ MAX_CHARS = 300
 LENGTH_BUCKETS = ((3, 10, 0.35, (1, 1, 1, 1, 2), 0.1), (11, 25, 0.40, (1, 2, 2, 3, 3), 0.4),
                   (26, 60, 0.25, (3, 3, 4, 4, 5, 6), 0.55))  # fmt: skip
 ERRORS_PER_SENTENCE = ((1, 0.45), (2, 0.35), (3, 0.20))  # for kind "error", capped by the covered clauses
+CAPS_SHARE = 0.02  # sentences of at most 80 characters written all in capitals ("I PLAY LAST MONDAY!")
 ERROR_KEYS: tuple[str, ...] = tuple(lexicon.ERROR_TYPES)
 
 
@@ -66,6 +67,21 @@ def kind_weights(correct_share: float | None = None) -> tuple[float, float, floa
     return 1 - ood - correct_share, correct_share, ood
 
 
+def check_caps_share(caps_share: float | None) -> float | None:
+    if caps_share is not None and not 0 <= caps_share < 1:
+        raise ValueError(f"caps_share must be in [0, 1), got {caps_share}")
+    return caps_share
+
+
+def errors_per_sentence(counts: tuple[float, float, float] | None = None) -> tuple[tuple[int, float], ...]:
+    """ERRORS_PER_SENTENCE, or the shares of 1, 2 and 3 errors in `counts` (drawn before the cap by clauses)."""
+    if counts is None:
+        return ERRORS_PER_SENTENCE
+    if len(counts) != 3 or min(counts) < 0 or abs(sum(counts) - 1) > 1e-9:
+        raise ValueError(f"error_counts must be three shares (1, 2, 3 errors) summing to 1, got {counts}")
+    return tuple(zip((1, 2, 3), counts))
+
+
 def _pick(r, weighted):
     x = r.random()
     for item, w in weighted:
@@ -76,18 +92,22 @@ def _pick(r, weighted):
 
 
 class _Gen(ClauseBuilder):
-    def __init__(self, split: str, seed: int, augment: bool = True, correct_share: float | None = None) -> None:
+    def __init__(self, split: str, seed: int, augment: bool = True, correct_share: float | None = None,
+                 caps_share: float | None = None, error_counts: tuple[float, float, float] | None = None) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         super().__init__(split, seed, augment)
-        # Training only, like augment: the held-out split keeps KIND_WEIGHTS so scores stay comparable.
+        # Training only, like augment: the held-out split keeps KIND_WEIGHTS, CAPS_SHARE and ERRORS_PER_SENTENCE so
+        # scores stay comparable.
         self.weights = kind_weights(None if self.heldout else correct_share)
+        self.caps_share = None if self.heldout else check_caps_share(caps_share)
+        self.errors = ERRORS_PER_SENTENCE if self.heldout else errors_per_sentence(error_counts)
 
     def _clauses(self, kind: str, err: str | None, n: int, richness: float, parts: list[str]) -> list[Clause]:
         r = self.rng
         if kind == "ood":
             return [self.plain(richness, parts) for _ in range(n)]
-        k = min(_pick(r, ERRORS_PER_SENTENCE), n) if kind == "error" else 0
+        k = min(_pick(r, self.errors), n) if kind == "error" else 0
         covered = sorted(r.sample(range(n), max(k, 1)))
         covered += [i for i in range(n) if i not in covered and r.random() < 0.7]
         wrong = sorted(r.sample(sorted(covered), k))
@@ -142,6 +162,8 @@ class _Gen(ClauseBuilder):
             src, tgt = " ".join(src_t), " ".join(tgt_t)
             p = "" if tgt.endswith(".") else _pick(r, (("." , 0.55), ("!", 0.1), ("?", 0.05), ("", 0.3)))
             x = r.random()
+            if self.caps_share is not None:  # the other three cases keep their proportions
+                x = 1.0 if x < self.caps_share else (x - self.caps_share) / (1 - self.caps_share) * (1 - CAPS_SHARE)
             if x < 0.58:
                 src, tgt = src[:1].upper() + src[1:] + p, tgt[:1].upper() + tgt[1:] + p
             elif x < 0.88:
@@ -181,19 +203,22 @@ class _Gen(ClauseBuilder):
 
 
 def generate_examples(n: int, split: str = "train", seed: int = 0, augment: bool = True,
-                      correct_share: float | None = None) -> list[Example]:
+                      correct_share: float | None = None, caps_share: float | None = None,
+                      error_counts: tuple[float, float, float] | None = None) -> list[Example]:
     """Pairs with the split-dependent strings they use (for disjointness checks)."""
     if n < 0:
         raise ValueError("n must be >= 0")
-    g = _Gen(split, seed, augment, correct_share)
+    g = _Gen(split, seed, augment, correct_share, caps_share, error_counts)
     return [g.draw() for _ in range(n)]
 
 
 def generate_pairs(n: int, split: str = "train", seed: int = 0, augment: bool = True,
-                   correct_share: float | None = None) -> list[Pair]:
+                   correct_share: float | None = None, caps_share: float | None = None,
+                   error_counts: tuple[float, float, float] | None = None) -> list[Pair]:
     """`n` pairs, ~60% error (1-3 errors; first errors balanced over the 7 types), ~25% correct, ~15% out-of-domain;
-    same args -> same list. `correct_share` moves the training split's error/correct balance (held-out ignores it)."""
-    return [e.pair for e in generate_examples(n, split, seed, augment, correct_share)]
+    same args -> same list. The training split's mix can move (held-out ignores these): `correct_share` its
+    error/correct balance, `caps_share` its all-capitals sentences, `error_counts` its shares of 1, 2 and 3 errors."""
+    return [e.pair for e in generate_examples(n, split, seed, augment, correct_share, caps_share, error_counts)]
 
 
 def tokenizer_text(n: int = 20000, seed: int = 0, augment: bool = True) -> list[str]:

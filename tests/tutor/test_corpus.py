@@ -259,6 +259,26 @@ def test_correct_share_moves_the_training_mix_only() -> None:
         corpus.generate_pairs(10, "train", correct_share=0.9)
 
 
+def test_caps_share_and_error_counts_move_the_training_mix_only() -> None:
+    def errors(pairs) -> Counter:
+        return Counter(sum(a != b for a, b in zip(p.source.split(), p.target.split())) for p in pairs
+                       if p.kind == "error")
+    def shouted(pairs) -> float:
+        return sum(p.source.isupper() for p in pairs) / len(pairs)
+    default = corpus.generate_pairs(4000, "train", seed=3)
+    moved = corpus.generate_pairs(4000, "train", seed=3, caps_share=0.12, error_counts=(0.3, 0.35, 0.35))
+    assert shouted(default) < 0.02 < 0.04 < shouted(moved)  # only sentences of <= 80 characters shout
+    assert all(len(p.source) <= 81 for p in moved if p.source.isupper())  # 80 and the final . ! or ?
+    d, m = errors(default), errors(moved)
+    assert m[3] / m.total() > 1.5 * d[3] / d.total() and m[1] / m.total() < d[1] / d.total()
+    held = corpus.generate_pairs(500, "heldout", seed=1)
+    assert corpus.generate_pairs(500, "heldout", seed=1, caps_share=0.5, error_counts=(0, 0, 1)) == held
+    with pytest.raises(ValueError, match="caps_share"):
+        corpus.generate_pairs(10, "train", caps_share=1.0)
+    with pytest.raises(ValueError, match="error_counts"):
+        corpus.generate_pairs(10, "train", error_counts=(0.5, 0.5, 0.5))
+
+
 def test_invented_nouns_show_their_number_only_in_the_suffix() -> None:
     # Training-only nouns that end like held-out singulars ("boss", "landlord"), so that a noun's number is learned
     # from its -s suffix and not from how its other letters happen to look.

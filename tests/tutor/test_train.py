@@ -33,7 +33,8 @@ def test_length_grouped_batches_are_full_and_cut_padding(tok) -> None:
 
 
 def test_config_rejects_nonsense() -> None:
-    for bad in ({"length_group": 0}, {"steps": 0}, {"lr_min": 0.0}):
+    for bad in ({"length_group": 0}, {"steps": 0}, {"lr_min": 0.0}, {"caps_share": -0.1},
+                {"error_counts": (0.5, 0.5)}):
         with pytest.raises(ValueError):
             TrainConfig(**bad)
 
