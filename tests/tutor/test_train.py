@@ -133,3 +133,25 @@ def test_a_bf16_step_keeps_float32_weights_and_the_fp32_loss(tok) -> None:
 def test_train_config_refuses_an_unknown_precision() -> None:
     with pytest.raises(ValueError, match="precision must be one of"):
         TrainConfig(precision="fp16")
+
+
+def test_weight_average_follows_the_weights_and_ships_the_average() -> None:
+    from miniserve.tutor.train import WeightAverage
+
+    model = torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    avg = WeightAverage(model, decay=0.9)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    for _ in range(200):
+        avg.update(model)
+    avg.copy_to(model)
+    assert torch.allclose(model.weight, torch.ones(2, 3), atol=1e-6)  # a constant signal: the average is it
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    avg.update(model)  # one step away: the average moves by (1 - decay) only
+    avg.copy_to(model)
+    assert torch.allclose(model.weight, torch.full((2, 3), 0.9))
+    with pytest.raises(ValueError, match="ema_decay"):
+        TrainConfig(ema_decay=1.0)
