@@ -48,6 +48,14 @@ def _report(args: argparse.Namespace) -> int:
     return run_report(args)
 
 
+def _shares(text: str) -> tuple[float, ...]:
+    """"0.3,0.35,0.35" -> (0.3, 0.35, 0.35); TrainConfig checks that they are three shares summing to 1."""
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
 def _config_default(name: str) -> object:
     return next(f.default for f in dataclasses.fields(ServerConfig) if f.name == name)
 
@@ -79,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "a choice (1: none; default: the recorded recipe)")
     t.add_argument("--precision", choices=("bf16", "fp32"), default=None,
                    help="the forward pass's arithmetic; weights and loss stay float32 (default: the recorded recipe)")
+    t.add_argument("--caps-share", type=float, default=None,
+                   help="share of short training sentences written all in capitals (default: the corpus's 2%%)")
+    t.add_argument("--error-counts", type=_shares, default=None, metavar="P1,P2,P3",
+                   help="shares of 1, 2 and 3 errors in a training error pair (default: the corpus's 0.45,0.35,0.20)")
+    t.add_argument("--ema-decay", type=float, default=None,
+                   help="save an exponential moving average of the weights with this decay (default: the last step's)")
     t.add_argument("--d-model", type=int, default=None, help="model width (default: the recorded recipe)")
     t.add_argument("--n-layer", type=int, default=None, help="transformer blocks (default: the recorded recipe)")
     t.set_defaults(func=_train)

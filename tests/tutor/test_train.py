@@ -72,6 +72,9 @@ def test_train_command_refuses_bad_options_with_a_message(capsys: pytest.Capture
     assert main(["train", "--correct-share", "0.9", "--out", str(tmp_path)]) == 2
     assert "miniserve train: error: correct_share must be in [0, 0.85], got 0.9" in capsys.readouterr().err
     assert main(["train", "--length-group", "0", "--out", str(tmp_path)]) == 2
+    assert main(["train", "--error-counts", "0.5,0.5,0.5", "--out", str(tmp_path)]) == 2
+    assert "error_counts must be three shares" in capsys.readouterr().err
+    assert main(["train", "--ema-decay", "1", "--out", str(tmp_path)]) == 2
     assert not any(tmp_path.iterdir())  # nothing trained, nothing written
 
 
@@ -155,3 +158,16 @@ def test_weight_average_follows_the_weights_and_ships_the_average() -> None:
     assert torch.allclose(model.weight, torch.full((2, 3), 0.9))
     with pytest.raises(ValueError, match="ema_decay"):
         TrainConfig(ema_decay=1.0)
+
+
+def test_committed_defaults_are_the_shipped_checkpoints_recipe() -> None:
+    """`miniserve train` with no options must repeat the run that made weights/ (MODEL.md says so). A field added
+    after that run is absent from its record: its default must be None, the behaviour before the field existed."""
+    import json
+    from dataclasses import asdict
+
+    from miniserve.tutor.generate import META_FILE, WEIGHTS_DIR
+
+    shipped = json.loads((WEIGHTS_DIR / META_FILE).read_text())["train_config"]
+    defaults = json.loads(json.dumps(asdict(TrainConfig())))  # tuples as the record's lists
+    assert {k: shipped.get(k) for k in defaults} == defaults
