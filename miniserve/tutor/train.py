@@ -187,6 +187,10 @@ def evaluate(gen: Generator, pairs: list[Pair], batch_size: int = 64) -> dict[st
     }
 
 
+def _exact_scores(scores: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.3f}" for k, v in scores.items() if k.endswith("exact"))
+
+
 def train(cfg: TrainConfig, model_cfg_kwargs: dict, log=print) -> tuple[Generator, dict]:
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
@@ -230,13 +234,12 @@ def train(cfg: TrainConfig, model_cfg_kwargs: dict, log=print) -> tuple[Generato
         if step % 1000 == 0 or step == cfg.steps:
             model.eval()
             scores = evaluate(gen, heldout[:500])
-            log("  held-out (500): " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items() if k.endswith("exact")))
+            log("  held-out (500): " + _exact_scores(scores))
     model.eval()
     if average is not None:  # the last step's score is printed above; the average's below, then it is shipped
         average.copy_to(model)
         scores = evaluate(gen, heldout[:500])
-        log("  held-out (500), averaged weights: " + ", ".join(
-            f"{k} {v:.3f}" for k, v in scores.items() if k.endswith("exact")))
+        log("  held-out (500), averaged weights: " + _exact_scores(scores))
     info = {"train_seconds": round(time.perf_counter() - t_start, 1), "final_loss": round(loss.item(), 5)}
     return gen, info
 
