@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from miniserve.tutor.agent import GrammarTutorAgent, model_input
+from miniserve.tutor.agent import GrammarTutorAgent, is_shouted, model_input
 from miniserve.tutor.corpus import Pair, generate_pairs
 from miniserve.tutor.generate import META_FILE, WEIGHTS_DIR, Generator
 from miniserve.tutor.sentences import is_whole_sentence, splice, split_sentences
@@ -81,7 +81,7 @@ def raw_outputs(gen: Generator, texts: list[str]) -> list[str]:
     fit = [i for i, s in enumerate(flat) if gen.fits(model_input(s))]
     outs = list(flat)
     for i, o in zip(fit, gen.generate([model_input(flat[i]) for i in fit], stop_at_eos=True), strict=True):
-        outs[i] = o
+        outs[i] = o.upper() if is_shouted(flat[i]) else o  # the model read it in small letters
     it = iter(outs)
     return [splice(t, ss, [next(it) for _ in ss]) for t, ss in zip(texts, split)]
 

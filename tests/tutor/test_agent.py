@@ -11,7 +11,7 @@ import pytest
 
 import miniserve
 from miniserve.tutor import agent as agent_mod
-from miniserve.tutor.agent import Correction, Edit, GrammarTutorAgent, SentenceCheck, judge
+from miniserve.tutor.agent import Correction, Edit, GrammarTutorAgent, SentenceCheck, is_shouted, judge, model_input
 from miniserve.tutor.corpus import generate_pairs
 from miniserve.tutor.memory import LearnerMemory
 
@@ -54,7 +54,7 @@ def test_accepts_one_covered_verb_edit() -> None:
 def test_splices_into_the_learners_own_string() -> None:
     # whitespace, case and attached punctuation of the original survive; the model saw single spaces
     assert judge("  He   goed\tto Wrocław.  ", "He went to Wrocław.").text == "  He   went\tto Wrocław.  "
-    assert judge("HE GOED TO SCHOOL", "HE went TO SCHOOL").text == "HE WENT TO SCHOOL"
+    assert judge("HE GOED TO SCHOOL", "he went to school").text == "HE WENT TO SCHOOL"  # shouting: see below
     assert judge("she has went.", "she has gone.").text == "she has gone."
     v = judge("Yesterday I Go home!", "Yesterday I went home!")
     assert v.text == "Yesterday I Went home!" and v.edits == (Edit("Go", "Went", "base_for_past"),)
@@ -124,9 +124,23 @@ def test_identical_output() -> None:
     assert not v.was_correct and v.reason == "unsafe" and v.status == "not_checked" and not v.edits
 
 
+def test_shouted_sentences_are_read_in_small_letters_and_answered_in_capitals() -> None:
+    assert model_input("YESTERDAY  HE GOED HOME, 2 DAYS AGO!") == "yesterday he goed home, 2 days ago!"
+    for kept in ("NASA says he goed home.", "I go.", "He goed to Łódź", "3 + 4"):  # a small letter, or one capital
+        assert model_input(kept) == kept
+    v = judge("YESTERDAY  HE GOED HOME AND EAT RICE!", "yesterday he went home and ate rice!")
+    assert v.text == "YESTERDAY  HE WENT HOME AND ATE RICE!"
+    assert v.edits == (Edit("GOED", "WENT", "overregularized_past"), Edit("EAT", "ATE", "base_for_past"))
+    assert judge("HE WENT HOME.", "he went home.").was_correct
+    assert judge("HE GOED HOME.", "he goed home.").reason == "unsafe"  # a never-right form left in place
+    # the model read small letters: an answer in other capitals is not a verb edit
+    for output in ("HE WENT HOME.", "He went home.", "he went Home."):
+        assert judge("HE GOED HOME.", output).reason == "unsafe", output
+
+
 def test_guard_accepts_every_corpus_correction() -> None:
     for p in generate_pairs(2000, "heldout", seed=5):
-        v = judge(p.source, p.target)
+        v = judge(p.source, p.target.lower() if is_shouted(p.source) else p.target)  # as the model answers
         assert v.text == p.target, p
         assert (v.edits[0].error_type if v.edits else None) == p.error_type, p
 
@@ -212,6 +226,15 @@ def test_a_batch_of_one_stops_at_its_end_of_sequence() -> None:
     a.correct_batch(["He goed home. She goed too."], [None])  # one input of two sentences: as `correct` does
     assert a.generator.calls[1:] == [(["He goed home.", "She goed too.", "I eat."], False),
                                      (["He goed home.", "She goed too."], True)]
+
+
+def test_a_shouted_sentence_reaches_the_model_in_small_letters() -> None:
+    a = make()
+    c = a.correct("I walk to school. YESTERDAY HE GOED HOME!")
+    assert a.generator.calls == [(["I walk to school.", "yesterday he goed home!"], True)]
+    assert c.text == "I walk to school. YESTERDAY HE WENT HOME!"
+    assert c.edits == [Edit("GOED", "WENT", "overregularized_past")]
+    assert a.begin_correction("HE GOED HOME.").sources == ["he goed home."]  # continuous batching's rows too
 
 
 def test_too_long_sentence_never_reaches_the_model() -> None:
