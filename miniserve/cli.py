@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="share of short training sentences written all in capitals (default: the corpus's 2%%)")
     t.add_argument("--error-counts", type=_shares, default=None, metavar="P1,P2,P3",
                    help="shares of 1, 2 and 3 errors in a training error pair (default: the corpus's 0.45,0.35,0.20)")
+    t.add_argument("--s-name-share", type=float, default=None,
+                   help="share of invented training names given a singular -s/-es ending (default: none added)")
     t.add_argument("--ema-decay", type=float, default=None,
                    help="save an exponential moving average of the weights with this decay (default: the last step's)")
     t.add_argument("--d-model", type=int, default=None, help="model width (default: the recorded recipe)")

@@ -101,6 +101,8 @@ class Atoms:
         # so its pairs stay byte-identical and scores stay comparable across recipes.
         self.augment = augment and not self.heldout
         self.exotic = 0.15 if self.augment else 0.0
+        # Share of invented names given a singular -s/-es ending ("Brakes", "Tomas"): training only (corpus.py sets it)
+        self.s_names = 0.0
         self.rng = random.Random(seed * 1_000_003 + SPLITS.index(split))
         self.names = _split_list(NAMES, split)
         self.places = _split_list(PLACES, split)
@@ -127,6 +129,8 @@ class Atoms:
 
         def make() -> str:
             s = _word(r, r.choice((1, 2, 2, 2, 3)), self.exotic)
+            if self.s_names and r.random() < self.s_names:  # no draw at 0: the held-out stream stays as it was
+                s += "s" if s[-1] in "aeiouy" else "es"
             return s + str(r.randint(1, 99)) if r.random() < 0.04 else s
 
         return self._invented(make)

@@ -73,6 +73,12 @@ def check_caps_share(caps_share: float | None) -> float | None:
     return caps_share
 
 
+def check_s_name_share(s_name_share: float | None) -> float | None:
+    if s_name_share is not None and not 0 <= s_name_share <= 1:
+        raise ValueError(f"s_name_share must be in [0, 1], got {s_name_share}")
+    return s_name_share
+
+
 def errors_per_sentence(counts: tuple[float, float, float] | None = None) -> tuple[tuple[int, float], ...]:
     """ERRORS_PER_SENTENCE, or the shares of 1, 2 and 3 errors in `counts` (drawn before the cap by clauses)."""
     if counts is None:
@@ -93,7 +99,8 @@ def _pick(r, weighted):
 
 class _Gen(ClauseBuilder):
     def __init__(self, split: str, seed: int, augment: bool = True, correct_share: float | None = None,
-                 caps_share: float | None = None, error_counts: tuple[float, float, float] | None = None) -> None:
+                 caps_share: float | None = None, error_counts: tuple[float, float, float] | None = None,
+                 s_name_share: float | None = None) -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         super().__init__(split, seed, augment)
@@ -102,6 +109,7 @@ class _Gen(ClauseBuilder):
         self.weights = kind_weights(None if self.heldout else correct_share)
         self.caps_share = None if self.heldout else check_caps_share(caps_share)
         self.errors = ERRORS_PER_SENTENCE if self.heldout else errors_per_sentence(error_counts)
+        self.s_names = 0.0 if self.heldout else check_s_name_share(s_name_share) or 0.0
 
     def _clauses(self, kind: str, err: str | None, n: int, richness: float, parts: list[str]) -> list[Clause]:
         r = self.rng
@@ -204,21 +212,25 @@ class _Gen(ClauseBuilder):
 
 def generate_examples(n: int, split: str = "train", seed: int = 0, augment: bool = True,
                       correct_share: float | None = None, caps_share: float | None = None,
-                      error_counts: tuple[float, float, float] | None = None) -> list[Example]:
+                      error_counts: tuple[float, float, float] | None = None,
+                      s_name_share: float | None = None) -> list[Example]:
     """Pairs with the split-dependent strings they use (for disjointness checks)."""
     if n < 0:
         raise ValueError("n must be >= 0")
-    g = _Gen(split, seed, augment, correct_share, caps_share, error_counts)
+    g = _Gen(split, seed, augment, correct_share, caps_share, error_counts, s_name_share)
     return [g.draw() for _ in range(n)]
 
 
 def generate_pairs(n: int, split: str = "train", seed: int = 0, augment: bool = True,
                    correct_share: float | None = None, caps_share: float | None = None,
-                   error_counts: tuple[float, float, float] | None = None) -> list[Pair]:
+                   error_counts: tuple[float, float, float] | None = None,
+                   s_name_share: float | None = None) -> list[Pair]:
     """`n` pairs, ~60% error (1-3 errors; first errors balanced over the 7 types), ~25% correct, ~15% out-of-domain;
     same args -> same list. The training split's mix can move (held-out ignores these): `correct_share` its
-    error/correct balance, `caps_share` its all-capitals sentences, `error_counts` its shares of 1, 2 and 3 errors."""
-    return [e.pair for e in generate_examples(n, split, seed, augment, correct_share, caps_share, error_counts)]
+    error/correct balance, `caps_share` its all-capitals sentences, `error_counts` its shares of 1, 2 and 3 errors,
+    `s_name_share` its invented names ending in a singular -s/-es."""
+    return [e.pair for e in generate_examples(n, split, seed, augment, correct_share, caps_share, error_counts,
+                                              s_name_share)]
 
 
 def tokenizer_text(n: int = 20000, seed: int = 0, augment: bool = True) -> list[str]:

@@ -280,6 +280,19 @@ def test_caps_share_and_error_counts_move_the_training_mix_only() -> None:
         corpus.generate_pairs(10, "train", error_counts=(0.5, 0.5, 0.5))
 
 
+def test_s_name_share_ends_invented_training_names_in_a_singular_s_only() -> None:
+    def invented(share: float | None) -> list[str]:
+        g = corpus._Gen("train", 3, s_name_share=share)
+        return [n for n in (g.name() for _ in range(2000)) if n not in corpus_vocab.NAMES and n.isalpha()]
+    ends_in_s = lambda names: sum(n.endswith("s") for n in names) / len(names)  # noqa: E731
+    assert ends_in_s(invented(None)) < 0.15 and ends_in_s(invented(1.0)) == 1.0
+    assert 0.3 < ends_in_s(invented(0.3)) < 0.5
+    held = corpus.generate_pairs(500, "heldout", seed=1)
+    assert corpus.generate_pairs(500, "heldout", seed=1, s_name_share=1.0) == held
+    with pytest.raises(ValueError, match="s_name_share"):
+        corpus.generate_pairs(10, "train", s_name_share=1.5)
+
+
 def test_invented_nouns_show_their_number_only_in_the_suffix() -> None:
     # Training-only nouns that end like held-out singulars ("boss", "landlord"), so that a noun's number is learned
     # from its -s suffix and not from how its other letters happen to look.

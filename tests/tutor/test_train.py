@@ -34,7 +34,7 @@ def test_length_grouped_batches_are_full_and_cut_padding(tok) -> None:
 
 def test_config_rejects_nonsense() -> None:
     for bad in ({"length_group": 0}, {"steps": 0}, {"lr_min": 0.0}, {"caps_share": -0.1},
-                {"error_counts": (0.5, 0.5)}):
+                {"error_counts": (0.5, 0.5)}, {"s_name_share": 2.0}):
         with pytest.raises(ValueError):
             TrainConfig(**bad)
 
