@@ -10,6 +10,7 @@ numbers ("at 7 p.m.", "in 2019", "3.5 km from Tartu"). Relative clauses never ca
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from miniserve.tutor import lexicon
@@ -35,10 +36,20 @@ class Clause:
     right: str = ""
     wrong: str = ""
     error: str | None = None
+    # Another correct form for the slot, or "": a present-tense clause with no time word of its own ("so she call
+    # the bank") is as well corrected to the past ("called") as to "calls". Scored as a valid reading, never trained.
+    also: str = ""
 
 
 def _tokens(chunks: list[str]) -> list[str]:
     return " ".join(c for c in chunks if c).split()
+
+
+# Words that tie a present-tense clause to the present ("every evening", "on Sundays", "usually"): with one of them
+# in the clause (anywhere, relative clause included: erring towards "marked"), only the present form is right.
+_PRESENT_TIME = re.compile(
+    r"\b(?:" + "|".join(re.escape(w) for w in (*PRESENT_END, *PRE_ADVERBS, "every", "twice"))
+    + "|on (?:" + "|".join(WEEKDAYS) + r")s)\b", re.IGNORECASE)  # fmt: skip
 
 
 class ClauseBuilder(Atoms):
@@ -263,7 +274,10 @@ class ClauseBuilder(Atoms):
             front.append(extras.pop() + ",")
         before = _tokens(front + head + group[:slot_in_group])
         tokens = before + _tokens(group[slot_in_group:] + [comp] + extras + end)
-        return Clause(tokens, len(before), right, wrong, err)
+        # No random draw here: the corpus stream is the same with or without this reading.
+        also = v.past if (err == "missing_third_person_s" and frame == "present"
+                          and not _PRESENT_TIME.search(" ".join(tokens))) else ""
+        return Clause(tokens, len(before), right, wrong, err, also)
 
     # -- clauses without a covered verb ------------------------------------------------------------------------------
     def plain(self, richness: float, parts: list[str]) -> Clause:

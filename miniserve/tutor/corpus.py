@@ -46,6 +46,9 @@ class Pair:
     target: str
     kind: str  # "error" | "correct" | "ood"
     error_type: str | None  # kind == "error": the lexicon.ERROR_TYPES key of the first (leftmost) error; else None
+    # Other correct words for some error slots, as (word index, word): the target is one valid correction, these
+    # words (each alone or together) give the others. Scoring reads them; training learns the target only.
+    also: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(slots=True, frozen=True)
@@ -152,12 +155,12 @@ class _Gen(ClauseBuilder):
             n = r.choice(counts)
             if kind == "ood" and lo == 3 and r.random() < 0.35:
                 tgt_t = self.short_ood(parts).split()
-                src_t, slots = tgt_t, []
+                src_t, slots, also_at = tgt_t, [], []
             else:
                 clauses = self._clauses(kind, err, n, richness, parts)
                 tgt_t, offsets = self._join(clauses)
                 src_t = list(tgt_t)
-                slots = []
+                slots, also_at = [], []
                 for c, off in zip(clauses, offsets):
                     if c.error is not None:
                         i = off + c.slot
@@ -165,6 +168,8 @@ class _Gen(ClauseBuilder):
                         assert core == c.right, (tgt_t[i], c.right)
                         src_t[i] = pre + c.wrong + post
                         slots.append((i, c.error))
+                        if c.also:
+                            also_at.append((i, c.also))
             if not lo <= len(tgt_t) <= hi:
                 continue
             src, tgt = " ".join(src_t), " ".join(tgt_t)
@@ -182,7 +187,7 @@ class _Gen(ClauseBuilder):
                 src, tgt = src.upper() + p, tgt.upper() + p
             if len(src) > MAX_CHARS or len(tgt) > MAX_CHARS or not self._valid(kind, src, tgt, slots):
                 continue
-            return Example(Pair(src, tgt, kind, err), tuple(parts))
+            return Example(Pair(src, tgt, kind, err, _also(src, tgt, also_at)), tuple(parts))
 
     @staticmethod
     def _valid(kind: str, src: str, tgt: str, slots: list[tuple[int, str]]) -> bool:
@@ -208,6 +213,22 @@ class _Gen(ClauseBuilder):
         if x < self.weights[0] + self.weights[1]:
             return self.example("correct", None)
         return self.example("ood", None)
+
+
+def _also(src: str, tgt: str, at: list[tuple[int, str]]) -> tuple[tuple[int, str], ...]:
+    """The other correct words at `at` in the target's own case and punctuation ("Calls," -> "Called,"), kept only
+    where the lexicon classifies the learner's word -> that word in its context, as the guard would."""
+    s, t = src.split(), tgt.split()
+    out = []
+    for i, form in at:
+        pre, core, post = lexicon.split_affixes(t[i])
+        word = pre + lexicon.match_case(core, form) + post
+        try:
+            lexicon.classify_edit(t[:i], lexicon.split_affixes(s[i])[1], lexicon.split_affixes(word)[1])
+        except ValueError:
+            continue
+        out.append((i, word))
+    return tuple(out)
 
 
 def generate_examples(n: int, split: str = "train", seed: int = 0, augment: bool = True,

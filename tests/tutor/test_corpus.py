@@ -315,3 +315,31 @@ def test_the_scored_heldout_split_never_changes() -> None:
     pairs = generate_pairs(5000, "heldout", seed=1)
     text = "\n".join(f"{p.source}\t{p.target}\t{p.kind}\t{p.error_type}" for p in pairs)
     assert hashlib.sha256(text.encode()).hexdigest() == "482b7270ea2e3452e724b22e460c98e5175508b308babd6320344f4d627b5af5"
+
+
+def test_a_present_clause_without_a_time_word_also_reads_as_past(train, heldout) -> None:
+    # "so she call the bank" is as well fixed by "called" as by "calls": the clause has no time word of its own.
+    # Scoring counts that reading in a column of its own (evaluate.Case.also); the stream itself is unchanged.
+    from miniserve.tutor.clauses import _PRESENT_TIME
+
+    assert all(_PRESENT_TIME.search(t) for t in ("every Friday", "On Sundays", "she usually goes", "twice a week"))
+    assert not any(_PRESENT_TIME.search(t) for t in ("at 7 p.m.", "on Monday", "Everyone", "yesterday"))
+    for split, examples in (("train", train), ("heldout", heldout)):
+        pairs = [e.pair for e in examples]
+        errors = [p for p in pairs if p.kind == "error"]
+        with_also = [p for p in errors if p.also]
+        assert 0.03 < len(with_also) / len(errors) < 0.12, (split, len(with_also) / len(errors))
+        assert not any(p.also for p in pairs if p.kind != "error")
+        for p in with_also:
+            s, t = p.source.split(), p.target.split()
+            for i, word in p.also:
+                assert i in _diff(p)
+                core_s, core_t, core_a = (lexicon.split_affixes(w)[1].lower() for w in (s[i], t[i], word))
+                (lemma,) = {v for v, _ in lexicon._FORMS[core_t]} & {v for v, _ in lexicon._FORMS[core_a]}
+                v = lexicon.VERBS[lemma]
+                assert (core_s, core_t, core_a) == (v.base, v.third, v.past), p
+                assert _PRESENT_TIME.search(" ".join(t[max(0, i - 1) : i + 3])) is None, p  # no time word beside it
+                # the guard takes that reading as a fix, in the target's own case and punctuation
+                reading = " ".join(t[:i] + [word] + t[i + 1 :])
+                as_read = str.lower if is_shouted(p.source) else str  # the model answers shouting in small letters
+                assert judge(p.source, as_read(reading)).text == reading, p

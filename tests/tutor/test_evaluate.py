@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from miniserve.tutor.corpus import Pair, generate_pairs
 from miniserve.tutor.evaluate import MULTI, OOD, Case, format_table, multi_cases, raw_outputs, score, single_case
 from miniserve.tutor.sentences import split_sentences
@@ -44,9 +46,9 @@ def test_score_reports_raw_and_tutor_by_bucket() -> None:
     ]
     s = score(gen, cases, batch_size=2)
     # a generator without a source constraint: its constrained column is its raw one
-    assert s["kind: error"] == {"n": 1, "raw": 1.0, "constrained": 1.0, "tutor": 1.0}
-    assert s["kind: correct"] == {"n": 1, "raw": 0.0, "constrained": 0.0, "tutor": 1.0}  # the guard undoes the slip
-    assert s[MULTI] == {"n": 1, "raw": 0.0, "constrained": 0.0, "tutor": 1.0}
+    assert s["kind: error"] == {"n": 1, "raw": 1.0, "constrained": 1.0, "tutor": 1.0, "tutor_valid": 1.0}
+    assert s["kind: correct"] == {"n": 1, "raw": 0.0, "constrained": 0.0, "tutor": 1.0, "tutor_valid": 1.0}
+    assert s[MULTI] == {"n": 1, "raw": 0.0, "constrained": 0.0, "tutor": 1.0, "tutor_valid": 1.0}
     assert s["length: <= 10 words"]["n"] == 2 and s["errors fixed, length: <= 10 words"]["n"] == 1
     table = format_table(s)
     assert "multi-sentence inputs" in table and "100.0%" in table
@@ -61,3 +63,22 @@ def test_the_raw_column_is_the_same_model_decoding_freely() -> None:
     free = _free(gen)
     assert gen.constrained and not free.constrained and free.model is gen.model and _free(free) is free
     assert gen.constraint("He goed home.") is not None and free.constraint("He goed home.") is None
+
+
+def test_other_correct_readings_count_in_their_own_column_only() -> None:
+    # "call" in a clause with no time word of its own is as well fixed by "called" as by "calls" (Pair.also)
+    p = Pair("She call home and he cook.", "She calls home and he cooks.", "error", "missing_third_person_s",
+             ((1, "called"), (5, "cooked.")))
+    case = single_case(p)
+    assert case.also == {"She called home and he cooks.", "She calls home and he cooked.",
+                         "She called home and he cooked."}
+    assert case.accepts("She called home and he cooked.") and not case.accepts("She called home and he cook.")
+    pairs = [p, Pair("I goed.", "I went.", "error", "overregularized_past"),
+             Pair("He go.", "He goes.", "error", "missing_third_person_s", ((1, "went."),))]
+    readings = {q.source: 1 + len(single_case(q).also) for q in pairs}  # 4, 1 and 2
+    for c in multi_cases(pairs, 20, seed=0):  # a joined input reads every way its sentences do
+        assert len(c.also) + 1 == math.prod(readings[x.text] for x in split_sentences(c.source)), c
+    gen = FakeGenerator(lambda s: s.replace("call", "called").replace("cook", "cooks"))
+    s = score(gen, [case], batch_size=1)
+    assert s["kind: error"]["tutor"] == 0.0 and s["kind: error"]["tutor_valid"] == 1.0  # judged on "tutor"
+    assert "any valid" in format_table(s)
