@@ -217,14 +217,14 @@ class _Gen(ClauseBuilder):
 
 def _also(src: str, tgt: str, at: list[tuple[int, str]]) -> tuple[tuple[int, str], ...]:
     """The other correct words at `at` in the target's own case and punctuation ("Calls," -> "Called,"), kept only
-    where the lexicon classifies the learner's word -> that word in its context, as the guard would."""
+    where the lexicon classifies the learner's word -> that word in its context, as the guard would (`_valid`)."""
     s, t = src.split(), tgt.split()
     out = []
     for i, form in at:
         pre, core, post = lexicon.split_affixes(t[i])
         word = pre + lexicon.match_case(core, form) + post
         try:
-            lexicon.classify_edit(t[:i], lexicon.split_affixes(s[i])[1], lexicon.split_affixes(word)[1])
+            lexicon.classify_edit(t[:i], s[i], word)  # it strips the affixes itself
         except ValueError:
             continue
         out.append((i, word))
