@@ -31,7 +31,8 @@ from typing import Any
 
 import pytest
 
-from miniserve.lab.results import LAB_02, LAB_03, LAB_CONFIGS, LABS, SweepParams, benchmark_lab, parse_loads
+from miniserve.lab.benchmark_doc import LAB_02, LAB_03, LABS, benchmark_lab
+from miniserve.lab.sweep_params import LAB_CONFIGS, SweepParams, parse_loads
 from miniserve.lab.results_lab03 import Lab03Params
 
 ACCEPTANCE_DIR = "test_acceptance"
@@ -154,7 +155,7 @@ def selected_labs(config: pytest.Config, items: list[pytest.Item]) -> set[str]:
         return {LAB_02} if LAB_02 in measured else measured - {None}
     path = config.getoption("sweep_json")
     if path:  # acceptance of a saved run: the labs it holds
-        from miniserve.lab.results import labs_in
+        from miniserve.lab.benchmark_doc import labs_in
 
         try:
             return set(labs_in(json.loads(Path(path).read_text(encoding="utf-8")))) or {LAB_02}
@@ -307,7 +308,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not store.records or config.getoption("no_experiment") or store.experiment_dirs or store.experiment_errors:
         return
     from miniserve.lab.report import write_lab_experiment
-    from miniserve.lab.results import split_by_lab
+    from miniserve.lab.benchmark_doc import split_by_lab
 
     try:
         docs = split_by_lab(store.benchmark_json or _session_json(config, store))

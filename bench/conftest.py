@@ -9,7 +9,6 @@ session end is killed by the top-level conftest. The load itself comes from mini
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
@@ -18,7 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,7 @@ import pytest
 
 from miniserve.lab import loadgen
 from miniserve.server.config import ServerConfig
-from miniserve.lab.results import SweepConfig
+from miniserve.lab.sweep_params import SweepConfig
 from miniserve.lab.workloads import Workload, load_workload
 
 STOP_GRACE_S = 20.0  # idle servers exit at once on SIGTERM; this only bounds a stuck one
@@ -37,15 +36,6 @@ SERVER_FIELDS = {"unbatched": ("torch_threads", "workers", "max_inflight", "requ
                  "static": ("torch_threads", "workers", "max_queue", "request_timeout_s"),
                  "continuous": ("torch_threads", "workers", "max_running", "max_prefill_tokens", "max_queue",
                                 "request_timeout_s")}
-
-
-def run_async(coro: Coroutine[Any, Any, Any]) -> Any:
-    """The load generator's own choice of loop: uvloop when installed (a cheaper loop raises its ceiling)."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
 
 
 def free_port() -> int:
@@ -113,20 +103,20 @@ class ServerProcess:
         return self.proc.returncode
 
     def closed_loop(self, concurrency: int, total: int, payloads: list[dict]) -> list[loadgen.RequestRecord]:
-        return run_async(loadgen.run_closed_loop(self.url, concurrency, total, payloads=payloads))
+        return loadgen.run_async(loadgen.run_closed_loop(self.url, concurrency, total, payloads=payloads))
 
     def open_loop(self, rate_rps: float, duration_s: float, seed: int,
                   payloads: list[dict]) -> list[loadgen.RequestRecord]:
-        return run_async(loadgen.run_open_loop(self.url, rate_rps, duration_s, seed=seed, payloads=payloads))
+        return loadgen.run_async(loadgen.run_open_loop(self.url, rate_rps, duration_s, seed=seed, payloads=payloads))
 
     def open_loop_sampled(self, rate_rps: float, duration_s: float, seed: int, payloads: list[dict],
                           gauges: tuple[str, ...], interval_s: float) -> tuple[list[loadgen.RequestRecord], dict]:
         """The open loop while the server's `gauges` are read from /metrics every interval_s (lab 03)."""
         run = loadgen.run_open_loop(self.url, rate_rps, duration_s, seed=seed, payloads=payloads)
-        return run_async(loadgen.with_gauge_samples(run, self.url, gauges, interval_s))
+        return loadgen.run_async(loadgen.with_gauge_samples(run, self.url, gauges, interval_s))
 
     def calibrate(self, concurrency: int, total: int) -> loadgen.Summary:
-        return run_async(loadgen.calibrate(self.url, concurrency, total))
+        return loadgen.run_async(loadgen.calibrate(self.url, concurrency, total))
 
 
 def start_server(config: SweepConfig, log_dir: Path, extra_env: dict[str, str] | None = None,

@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from miniserve.lab import loadgen
-from miniserve.lab.results import parse_loads
+from miniserve.lab import latency, loadgen
+from miniserve.lab.sweep_params import parse_loads
 from miniserve.lab.results_lab03 import (SAMPLED_GAUGES, Lab03Results, metrics_delta, parse_lab03_configs, scrape)
 from miniserve.lab.workloads import Workload
 
@@ -60,7 +60,7 @@ def server_metrics(server: Any) -> dict[str, Any]:
 
 def run_record(run: int, records: list[loadgen.RequestRecord], workload: Workload, before: dict[str, Any],
                after: dict[str, Any]) -> dict[str, Any]:
-    parts = loadgen.summarize_by_class(records, workload.classes)
+    parts = latency.summarize_by_class(records, workload.classes)
     by_class = {k: {key: v.to_dict()[key] for key in ("count", "by_status", "p50_ms", "p95_ms", "p99_ms")}
                 for k, v in parts.items()}
     for part in by_class.values():

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from miniserve.lab import loadgen
-from miniserve.lab.results import SweepConfig
+from miniserve.lab.sweep_params import SweepConfig
 
 VARIANTS = {  # name -> (sweep config, server environment)
     "unbatched-w1-t1": ("baseline", {"MINISERVE_WORKERS": "1", "MINISERVE_TORCH_THREADS": "1"}),

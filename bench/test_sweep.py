@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from miniserve.lab import loadgen
-from miniserve.lab.results import (SweepConfig, SweepResults, histogram_delta, parse_batch_histogram, parse_configs,
-                                     parse_loads)
+from miniserve.lab.results import SweepResults, histogram_delta, parse_batch_histogram
+from miniserve.lab.sweep_params import SweepConfig, parse_configs, parse_loads
 
 CDF_MAX_BATCH = 8  # per-request latencies are kept for the baseline and this max_batch (the CDF plot)
 

@@ -37,7 +37,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _loadtest(args: argparse.Namespace) -> int:
-    from miniserve.lab.loadgen import run_loadtest
+    from miniserve.lab.loadtest import run_loadtest
 
     return run_loadtest(args)
 

@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 
 from miniserve.lab import criteria, criteria_lab03
-from miniserve.lab.results import LAB_02, LAB_03, SweepConfig, SweepParams, SweepResults, benchmark_lab, stale_reason
+from miniserve.lab.benchmark_doc import LAB_02, LAB_03, benchmark_lab, stale_reason
+from miniserve.lab.results import SweepResults
+from miniserve.lab.sweep_params import SweepConfig, SweepParams
 from miniserve.lab.results_lab03 import Lab03Params, Lab03Results
 
 RUN_THE_SWEEP = "run `pytest bench test_acceptance --benchmark-json=out.json` (the sweep, then these tests)"

@@ -7,7 +7,7 @@ import copy
 import math
 from typing import Any
 
-from miniserve.lab.results import SweepConfig
+from miniserve.lab.sweep_params import SweepConfig
 from miniserve.lab.results_lab03 import INFLIGHT, KV_SLOTS, QUEUE_DEPTH, Lab03Params
 
 # median closed-loop throughput (req/s) of a healthy lab-03 sweep: best static 32:50, best continuous cont:32 (1.3x)

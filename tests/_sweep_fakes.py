@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from miniserve.lab.results import SweepParams
+from miniserve.lab.sweep_params import SweepParams
 
 # median closed-loop throughput (req/s) and open-loop p95 (ms) per configuration: a healthy lab-02 sweep
 GOOD_THROUGHPUT = {"baseline": 100.0, "static-1-0": 95.0, "static-2-10": 140.0, "static-4-10": 180.0,

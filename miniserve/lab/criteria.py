@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from miniserve.lab.results import ConfigResult, Spread, SweepConfig, SweepResults
+from miniserve.lab.results import ConfigResult, Spread, SweepResults
+from miniserve.lab.sweep_params import SweepConfig
 
 GAIN_MIN_BATCH = 4  # the throughput-gain and p95 criteria apply to every static max_batch >= this
 GAIN_FACTOR = 1.5  # throughput >= 1.5 x baseline

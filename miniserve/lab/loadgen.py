@@ -8,7 +8,6 @@ over 2 processes; aiohttp 3,850-4,850 (p95 11-20 ms), 3,150-8,600 on uvloop (p95
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import ipaddress
 import json
@@ -16,118 +15,23 @@ import math
 import random
 import re
 import socket
-import sys
 import time
-from collections import Counter
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
 
 from miniserve.lab import workloads
+from miniserve.lab.latency import RequestRecord, Summary, summarize
 
-
-try:  # the CLI runs on uvloop when there is one: a cheaper event loop raises the generator's ceiling by ~40%
-    from uvloop import run as _run
-except ImportError:  # e.g. on Windows
-    _run = asyncio.run
 
 CLIENTS = ("aiohttp", "httpx")
 _HEADERS = {"content-type": "application/json"}
 _MAX_ARRIVALS = 1_000_000  # an open-loop run is bounded in count, not only in time
 _HTTPX_CLIENTS = 64  # open loop with httpx: requests round-robin over this many clients (a shared one caps ~250 req/s)
-
-
-@dataclass(slots=True)
-class RequestRecord:
-    scheduled_s: float  # when the request was due, seconds since the run started (closed loop: == sent_s)
-    sent_s: float  # when it actually started, same clock; sent_s - scheduled_s is the generator's own lag
-    latency_s: float  # from scheduled_s to the end of the response, so a late send is charged to latency
-    status: int  # HTTP status; 0 = transport error, timeout, or not sent (open loop over its outstanding cap)
-    payload: int = -1  # index of the payload sent (into the run's payload list), so results can be split by it
-
-
-@dataclass(slots=True)
-class Summary:
-    count: int
-    by_status: dict[int, int]
-    wall_s: float
-    throughput_rps: float  # completed 200s / wall
-    p50_ms: float  # latency percentiles and mean are over the 200s; nan when there are none
-    p95_ms: float
-    p99_ms: float
-    max_ms: float
-    mean_ms: float
-    send_lag_p99_ms: float  # open loop: how late the generator sent; large means it was the bottleneck
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["by_status"] = {str(k): v for k, v in sorted(self.by_status.items())}
-        return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
-
-    def run_fields(self) -> dict:
-        """The fields a sweep records per run (both labs' benchmark JSON): `to_dict` with `count` as `requests`."""
-        d = self.to_dict()
-        d["requests"] = d.pop("count")
-        return d
-
-    def as_text(self) -> str:
-        statuses = ", ".join(f"{k}: {v}" for k, v in sorted(self.by_status.items())) or "none"
-        head = (f"requests {self.count} (status {statuses})   wall {self.wall_s:.2f} s   "
-                f"throughput {self.throughput_rps:.1f} req/s (200s / wall)")
-        if not self.by_status.get(200):  # no latencies to show: nan percentiles would only hide why
-            return f"{head}\n{self.failure_reason()}"
-        return (f"{head}\n"
-                f"latency ms (200s)   p50 {self.p50_ms:.1f}   p95 {self.p95_ms:.1f}   p99 {self.p99_ms:.1f}   "
-                f"max {self.max_ms:.1f}   mean {self.mean_ms:.1f}   send lag p99 {self.send_lag_p99_ms:.1f}")
-
-    def failure_reason(self) -> str:
-        """Why there are no latencies: the run's outcomes, most frequent first."""
-        if not self.count:
-            return "no requests were sent"
-        counts = sorted(self.by_status.items(), key=lambda kv: (-kv[1], kv[0]))
-        return "no request succeeded: " + ", ".join(f"{n} x {_outcome(status)}" for status, n in counts)
-
-
-def _outcome(status: int) -> str:
-    if status == 0:
-        return "no HTTP answer (connection refused or reset, timed out, or not sent over the outstanding cap)"
-    if status == 404:
-        return "HTTP 404 (no such route: --url takes the server's base URL or an endpoint like /correct)"
-    return f"HTTP {status}"
-
-
-def _percentile(sorted_values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default), so small samples give stable answers."""
-    if not sorted_values:
-        return math.nan
-    pos = q * (len(sorted_values) - 1)
-    lo, hi = math.floor(pos), min(math.floor(pos) + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
-
-
-def summarize(records: list[RequestRecord], wall_s: float | None = None) -> Summary:
-    """wall_s defaults to run start -> last completion, which the records carry (their clock starts at the run)."""
-    if wall_s is None:
-        wall_s = max((r.scheduled_s + r.latency_s for r in records), default=0.0)
-    ok = sorted(r.latency_s * 1000 for r in records if r.status == 200)
-    lag = sorted((r.sent_s - r.scheduled_s) * 1000 for r in records)
-    return Summary(count=len(records), by_status=dict(Counter(r.status for r in records)), wall_s=wall_s,
-                   throughput_rps=len(ok) / wall_s if wall_s > 0 else 0.0, p50_ms=_percentile(ok, 0.50),
-                   p95_ms=_percentile(ok, 0.95), p99_ms=_percentile(ok, 0.99), max_ms=ok[-1] if ok else math.nan,
-                   mean_ms=sum(ok) / len(ok) if ok else math.nan, send_lag_p99_ms=_percentile(lag, 0.99))
-
-
-def summarize_by_class(records: list[RequestRecord], classes: list[str]) -> dict[str, Summary]:
-    """The run split by its payloads' classes (e.g. short / long): classes[i] is payload i's. Each part keeps the
-    run's wall time, so its throughput is that class's share of the run's."""
-    wall_s = max((r.scheduled_s + r.latency_s for r in records), default=0.0)
-    parts: dict[str, list[RequestRecord]] = {}
-    for r in records:
-        parts.setdefault(classes[r.payload] if 0 <= r.payload < len(classes) else "unknown", []).append(r)
-    return {k: summarize(v, wall_s) for k, v in sorted(parts.items())}
+T = TypeVar("T")
 
 
 _GAUGE_LINE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)[ \t]+(\S+)", re.MULTILINE)
@@ -176,7 +80,7 @@ async def sample_gauges(base_url: str, names: tuple[str, ...], interval_s: float
 async def with_gauge_samples(run: Any, base_url: str, names: tuple[str, ...],
                              interval_s: float = 0.1) -> tuple[Any, dict[str, list]]:
     """Await the load coroutine `run` while sampling the server's gauges; (its result, the samples)."""
-    _check(interval_s=interval_s)
+    check_positive(interval_s=interval_s)
     stop = asyncio.Event()
     sampler = asyncio.create_task(sample_gauges(base_url, names, interval_s, stop))
     try:
@@ -281,7 +185,7 @@ def _bodies(payloads: list[dict] | None) -> list[bytes]:
     return [json.dumps(p).encode() for p in (payloads or default_payloads())]  # encoded once, not per request
 
 
-def _check(**positive: float) -> None:
+def check_positive(**positive: float) -> None:
     if bad := [f"{name} must be > 0, got {value}" for name, value in positive.items() if not value > 0]:
         raise ValueError("; ".join(bad))
 
@@ -311,7 +215,7 @@ async def run_closed_loop(url: str, concurrency: int, total: int, *, timeout_s: 
                           = None, client: str = "aiohttp", max_wall_s: float = 600.0) -> list[RequestRecord]:
     """`concurrency` workers each send their next request when the previous one completes, `total` in all. url is
     the endpoint (a bare base URL targets /correct). Returns within max_wall_s + timeout_s + 1 s."""
-    _check(concurrency=concurrency, total=total, timeout_s=timeout_s, max_wall_s=max_wall_s)
+    check_positive(concurrency=concurrency, total=total, timeout_s=timeout_s, max_wall_s=max_wall_s)
     url, bodies, records = _endpoint(url, "/correct"), _bodies(payloads), []
     backend = _backend(client, url, concurrency, timeout_s, slots=concurrency)
     next_i, t0 = 0, time.perf_counter()
@@ -331,7 +235,7 @@ async def run_closed_loop(url: str, concurrency: int, total: int, *, timeout_s: 
 
 def poisson_arrivals(rate_rps: float, duration_s: float, seed: int = 0) -> list[float]:
     """Send times in [0, duration_s): exponential gaps at rate_rps, the same list for the same seed."""
-    _check(rate_rps=rate_rps, duration_s=duration_s)
+    check_positive(rate_rps=rate_rps, duration_s=duration_s)
     if rate_rps * duration_s > _MAX_ARRIVALS:
         raise ValueError(f"rate x duration = {rate_rps * duration_s:.0f} requests exceeds {_MAX_ARRIVALS}")
     rng, t, times = random.Random(seed), 0.0, []
@@ -348,7 +252,7 @@ async def run_open_loop(url: str, rate_rps: float, duration_s: float, *, seed: i
     At most max_outstanding requests (default rate x timeout, at most 1000) are in flight: an arrival beyond
     that is recorded as status 0 instead of waiting, so the generator never quietly slows down to the server's pace.
     """
-    _check(timeout_s=timeout_s)
+    check_positive(timeout_s=timeout_s)
     arrivals = poisson_arrivals(rate_rps, duration_s, seed)
     cap = max_outstanding or max(1, min(math.ceil(rate_rps * timeout_s), 1000))
     url, bodies, records = _endpoint(url, "/correct"), _bodies(payloads), []
@@ -373,85 +277,19 @@ async def run_open_loop(url: str, rate_rps: float, duration_s: float, *, seed: i
     return records
 
 
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a load coroutine on uvloop when it is installed (the CLI and the sweeps do): a cheaper event loop raises
+    the generator's ceiling by ~40%."""
+    try:
+        import uvloop
+    except ImportError:  # e.g. on Windows
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
 async def calibrate(base_url: str, concurrency: int = 50, total: int = 5000, *, client: str = "aiohttp",
                     timeout_s: float = 10) -> Summary:
     """The generator's own ceiling: closed loop on POST /noop (the app's no-model endpoint) after a short warm-up."""
     url = _endpoint(base_url, "/noop", force=True)
     await run_closed_loop(url, concurrency, 2 * concurrency, timeout_s=timeout_s, client=client)
     return summarize(await run_closed_loop(url, concurrency, total, timeout_s=timeout_s, client=client))
-
-
-def run_loadtest(args: argparse.Namespace) -> int:
-    c, open_loop = args.client, args.rate is not None or args.duration is not None
-    if open_loop and not args.calibrate and (args.rate is None or args.duration is None):
-        print("miniserve loadtest: error: an open loop needs both --rate and --duration", file=sys.stderr)
-        return 2
-    workload = None
-    try:  # usage errors first, then whether anything listens: a wrong flag is not a missing server
-        if getattr(args, "payloads", None) and not args.calibrate:
-            from miniserve.lab.workloads import load_workload
-
-            workload = load_workload(args.payloads)  # WorkloadError is a ValueError: a usage error
-        if args.calibrate:
-            _check(concurrency=args.concurrency, calibrate_total=args.calibrate_total)
-        elif open_loop:
-            _check(rate=args.rate, duration=args.duration, timeout=args.timeout)
-        else:
-            _check(concurrency=args.concurrency, total=args.total, timeout=args.timeout, max_wall=args.max_wall)
-        check_listening(args.url)  # a server that is not there is one line, not a table of failures
-    except ValueError as e:
-        print(f"miniserve loadtest: error: {e}", file=sys.stderr)
-        return 2
-    except ServerUnreachable as e:
-        print(e, file=sys.stderr)
-        return 1
-    if args.calibrate:  # closed loop on /noop; --rate/--duration do not apply
-        what = f"calibration: {c}, concurrency {args.concurrency} on POST /noop"
-        run = calibrate(args.url, args.concurrency, args.calibrate_total, client=c)
-    elif open_loop:
-        what = f"open loop: {c}, Poisson {args.rate} req/s for {args.duration} s, seed {args.seed}"
-        run = run_open_loop(args.url, args.rate, args.duration, seed=args.seed, timeout_s=args.timeout, client=c,
-                            payloads=workload.bodies if workload else None)
-    else:
-        what = f"closed loop: {c}, concurrency {args.concurrency}, {args.total} requests"
-        run = run_closed_loop(args.url, args.concurrency, args.total, timeout_s=args.timeout, client=c,
-                              max_wall_s=args.max_wall, payloads=workload.bodies if workload else None)
-    if workload is not None:
-        counts = ", ".join(f"{k} {v}" for k, v in workload.counts().items())
-        what += f", payloads {workload.name} ({len(workload.payloads)}: {counts})"
-    try:
-        result = _run(run)
-    except ValueError as e:
-        print(f"miniserve loadtest: error: {e}", file=sys.stderr)
-        return 2
-    records = None if isinstance(result, Summary) else result
-    summary, notes = result if records is None else summarize(records), []
-    if records is not None and args.records:
-        with open(args.records, "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(asdict(r)) + "\n" for r in records)
-    out = {"run": what, **summary.to_dict()}
-    if args.calibrate and args.best_rps:
-        out["ceiling_multiple"] = m = summary.throughput_rps / args.best_rps
-        verdict = "ok" if m >= 10 else "TOO LOW: the sweep would measure the client"
-        notes.append(f"ceiling = {m:.1f} x {args.best_rps:g} req/s (need >= 10x): {verdict}")
-    if records is not None and not open_loop and len(records) < args.total:
-        notes.append(f"stopped at --max-wall {args.max_wall:g} s after {len(records)} of {args.total} requests")
-    succeeded = bool(summary.by_status.get(200))
-    if not succeeded:
-        out["failure"] = summary.failure_reason()  # the text already says it in place of the latency line
-    split = []
-    if workload is not None and records is not None and set(workload.classes) != {"unknown"}:
-        parts = summarize_by_class(records, workload.classes)
-        out["by_class"] = {k: v.to_dict() for k, v in parts.items()}
-        split = [_class_line(k, v) for k, v in parts.items()]
-    text = "\n".join([f"{what} -> {args.url}", summary.as_text(), *split, *notes])
-    print(json.dumps({**out, "notes": notes}) if args.json else text)
-    return 0 if succeeded else 1
-
-
-def _class_line(name: str, s: Summary) -> str:
-    statuses = ", ".join(f"{k}: {v}" for k, v in sorted(s.by_status.items())) or "none"
-    if not s.by_status.get(200):
-        return f"  {name}: {s.count} requests (status {statuses}), none succeeded"
-    return (f"  {name}: {s.count} requests (status {statuses})   p50 {s.p50_ms:.1f}   p95 {s.p95_ms:.1f}   "
-            f"p99 {s.p99_ms:.1f} ms")

@@ -17,7 +17,8 @@ from matplotlib.figure import Figure
 from miniserve.lab.plots_common import (BAND_COLOR, SAVE, Label, bar_label, config_colors, hline_label, legend_outside,
                                         new_figure, place_labels, point_label, runs_text, write_figures)
 from miniserve.lab.prom import bound_value
-from miniserve.lab.results import ConfigResult, LoopResult, Spread, SweepConfig, SweepResults
+from miniserve.lab.results import ConfigResult, LoopResult, Spread, SweepResults
+from miniserve.lab.sweep_params import SweepConfig
 
 CDF_MAX_BATCH = 8
 

@@ -29,7 +29,7 @@ from matplotlib.transforms import Bbox
 from miniserve.lab.results import Spread
 
 # One colour per configuration (SweepConfig.key), the same in every figure and both labs, so "red is max_batch 8"
-# learnt in one plot holds in the next. The labs' configurations (results.LAB_CONFIGS, results_lab03.LAB03_CONFIGS)
+# learnt in one plot holds in the next. The labs' configurations (sweep_params.LAB_CONFIGS, results_lab03.LAB03_CONFIGS)
 # are fixed here; any other configuration (a quick sweep's own list) takes the next spare colour in sweep order.
 CONFIG_COLORS = {
     "baseline": "black",

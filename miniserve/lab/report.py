@@ -19,7 +19,8 @@ from typing import Any
 from miniserve.lab import criteria, report_common, report_lab03
 from miniserve.lab.report_common import (LabReport, clean_json, load_generator, manifest_head, manifest_tail,
                                          rounded, rounded_median, servers, status_line, status_text, write_csv)
-from miniserve.lab.results import LAB_02, LAB_03, ConfigResult, Spread, SweepResults, labs_in, split_by_lab
+from miniserve.lab.benchmark_doc import LAB_02, LAB_03, labs_in, split_by_lab
+from miniserve.lab.results import ConfigResult, Spread, SweepResults
 
 EXPERIMENT = "phase-33-lab-02"
 FILES = ("batch_sweep.csv", "open_loop_by_load.csv", "throughput_vs_batch.png", "p95_vs_batch.png",

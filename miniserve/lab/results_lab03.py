@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from miniserve.lab import prom
-from miniserve.lab.results import (BASELINE, LAB_03, LAB_PARAMS_KEY, Calibration, LoopResult, Spread, SweepConfig,
-                                     benchmark_lab, sum_counts)
+from miniserve.lab.benchmark_doc import LAB_03, LAB_PARAMS_KEY, benchmark_lab
+from miniserve.lab.results import Calibration, LoopResult, Spread, sum_counts
+from miniserve.lab.sweep_params import BASELINE, SweepConfig
 from miniserve.lab.workloads import LAB03_PAYLOADS, LENGTH_CLASSES  # noqa: F401 - LENGTH_CLASSES: re-exported
 
 # The course's configurations: the unbatched reference, three static ones (lab 02's best region) and continuous

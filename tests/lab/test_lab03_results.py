@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from miniserve.lab.results import (SweepConfig, SweepResults, benchmark_lab, labs_in, parse_configs, split_by_lab)
+from miniserve.lab.benchmark_doc import benchmark_lab, labs_in, split_by_lab
+from miniserve.lab.results import SweepResults
+from miniserve.lab.sweep_params import SweepConfig, parse_configs
 from miniserve.lab.results_lab03 import (KV_SLOTS, LAB03_CONFIGS, Lab03Params, Lab03Results, class_result,
                                          metrics_delta, parse_lab03_configs, scrape)
 from tests._lab03_fakes import GOOD_THROUGHPUT, fake_lab03_json

@@ -11,7 +11,7 @@ import pytest
 
 from miniserve.cli import main
 from miniserve.lab.report import CSV_COLUMNS, FILES, default_experiment_dir, verdict_lines, write_experiment
-from miniserve.lab.results import SweepParams
+from miniserve.lab.sweep_params import SweepParams
 from tests._sweep_fakes import GOOD_THROUGHPUT, fake_benchmark_json
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -6,9 +6,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from miniserve.lab.results import (LAB_CONFIGS, Spread, SweepConfig, SweepParams, SweepResults, histogram_delta,
-                                     parse_loads,
-                                     parse_batch_histogram, parse_configs, stale_reason)
+from miniserve.lab.benchmark_doc import stale_reason
+from miniserve.lab.results import Spread, SweepResults, histogram_delta, parse_batch_histogram
+from miniserve.lab.sweep_params import LAB_CONFIGS, SweepConfig, SweepParams, parse_configs, parse_loads
 from tests._sweep_fakes import fake_benchmark_json, per_run_records
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from miniserve.cli import main
-from miniserve.lab import loadgen, workloads
+from miniserve.lab import latency, loadgen, workloads
 from miniserve.lab.loadgen import RequestRecord
 from miniserve.server.payload import FIELDS, MAX_SENTENCE_CHARS
 from miniserve.tutor.corpus import generate_pairs
@@ -147,7 +147,7 @@ def test_records_split_by_their_payloads_class() -> None:
     classes = ["short", "long"]
     records = [RequestRecord(0, 0, 0.010, 200, 0), RequestRecord(0, 0, 0.020, 200, 0),
                RequestRecord(0, 0, 0.500, 200, 1), RequestRecord(0, 0, 1.0, 503, 1), RequestRecord(0, 0, 0.1, 200)]
-    parts = loadgen.summarize_by_class(records, classes)
+    parts = latency.summarize_by_class(records, classes)
     assert set(parts) == {"short", "long", "unknown"}
     assert parts["short"].count == 2 and parts["short"].p50_ms == pytest.approx(15.0)
     assert parts["long"].by_status == {200: 1, 503: 1} and parts["long"].p95_ms == pytest.approx(500.0)
