@@ -1,4 +1,4 @@
-"""Load generator: summary math, the loopback guard, and closed/open loop against a real uvicorn process.
+"""Load generator: payloads, arrivals, the loopback guard, and closed/open loop against a real uvicorn process.
 
 The server is this module's own `noop_app` (served by `uvicorn --app-dir tests test_loadgen:noop_app`), so these
 tests do not depend on the model or on miniserve.server.app.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import socket
 import subprocess
 import sys
@@ -25,7 +24,6 @@ from starlette.routing import Route
 
 from miniserve.lab import loadgen
 from miniserve.cli import main
-from miniserve.lab.loadgen import RequestRecord, summarize
 
 # --- the test server (runs in the uvicorn subprocess) ---------------------------------------------------------------
 
@@ -113,32 +111,7 @@ def _stats(base: str) -> dict:
     return httpx.get(f"{base}/stats", timeout=5).json()
 
 
-# --- summary math -----------------------------------------------------------------------------------------------------
-
-
-def test_summarize_known_records() -> None:
-    # 200s with latencies 10, 20, ..., 100 ms; one 503 and one transport error that must not enter the percentiles
-    records = [RequestRecord(i * 0.1, i * 0.1, (i + 1) / 100, 200) for i in range(10)]
-    records += [RequestRecord(0.0, 0.0, 5.0, 503), RequestRecord(0.0, 0.0, 9.0, 0)]
-    s = summarize(records, wall_s=2.0)
-    assert s.count == 12 and s.by_status == {200: 10, 503: 1, 0: 1}
-    assert s.throughput_rps == pytest.approx(5.0)  # 10 200s / 2 s
-    assert s.p50_ms == pytest.approx(55.0)  # linear interpolation between 50 and 60
-    assert s.p95_ms == pytest.approx(95.5)
-    assert s.p99_ms == pytest.approx(99.1)
-    assert s.max_ms == pytest.approx(100.0) and s.mean_ms == pytest.approx(55.0)
-    assert s.send_lag_p99_ms == 0.0
-
-
-def test_summarize_derives_wall_and_lag_and_handles_no_successes() -> None:
-    records = [RequestRecord(0.0, 0.0, 0.5, 200), RequestRecord(1.0, 1.25, 1.0, 200)]
-    s = summarize(records)
-    assert s.wall_s == pytest.approx(2.0)  # run start -> last completion (scheduled 1.0 + latency 1.0)
-    assert s.throughput_rps == pytest.approx(1.0)
-    assert s.send_lag_p99_ms == pytest.approx(247.5)
-    empty = summarize([RequestRecord(0.0, 0.0, 1.0, 0)], wall_s=1.0)
-    assert empty.throughput_rps == 0.0 and math.isnan(empty.p95_ms)
-    assert empty.to_dict()["p95_ms"] is None and json.dumps(empty.to_dict())  # valid JSON, no NaN
+# --- payloads and arrivals ------------------------------------------------------------------------------------------
 
 
 def test_default_payloads_fixed_and_large_enough() -> None:
@@ -199,7 +172,7 @@ async def test_closed_loop_exact_count_bounded_concurrency_cycling_payloads(serv
     assert stats["requests"] == 240 and stats["distinct"] == len(loadgen.default_payloads())
     assert 2 <= stats["max_inflight"] <= 8
     assert all(r.scheduled_s == r.sent_s and r.latency_s > 0 for r in records)
-    assert summarize(records).throughput_rps > 0
+    assert loadgen.summarize(records).throughput_rps > 0
 
 
 async def test_closed_loop_timeouts_are_status_zero_and_bounded(server: str) -> None:
