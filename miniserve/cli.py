@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train the tutor model from scratch on CPU and write the checkpoint")
-    t.add_argument("--out", default=None, help="checkpoint directory (default: the shipped miniserve/tutor/weights)")
+    t.add_argument("--out", default=None,
+                   help="checkpoint directory (default: the shipped miniserve/tutor/weights, overwritten in place)")
     t.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the recorded recipe)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: all cores)")
@@ -108,30 +109,39 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=_eval)
 
     c = sub.add_parser("correct", help="correct a learner's text (one or more sentences) and explain each correction")
-    c.add_argument("sentence")
-    c.add_argument("--learner-id", default=None)
+    c.add_argument("sentence", help="the learner's text: one or more sentences, 1-500 characters (as the API takes)")
+    c.add_argument("--learner-id", default=None, help="remember this learner's mistakes (default: remember nothing)")
     c.add_argument("--db", default=None, help="learner-memory SQLite file (default: under the data directory)")
-    c.add_argument("--json", action="store_true", help="print the Correction as JSON")
+    c.add_argument("--json", action="store_true", help="print the answer as JSON, as POST /correct returns it")
     c.set_defaults(func=_correct)
 
     s = sub.add_parser("serve", help="serve POST /correct with uvicorn")
-    s.add_argument("--mode", choices=MODES, default=None)
-    s.add_argument("--max-batch", type=int, default=None, help="static: requests per batch")
-    s.add_argument("--max-wait-ms", type=float, default=None, help="static: a batch closes this long after its first")
+    s.add_argument("--mode", choices=MODES, default=None,
+                   help=f"how requests reach the model (default: {_config_default('mode')})")
+    s.add_argument("--max-batch", type=int, default=None,
+                   help=f"static: requests per batch at most (default {_config_default('max_batch')})")
+    s.add_argument("--max-wait-ms", type=float, default=None,
+                   help="static: a batch that is not full runs this long after its first request arrived (default "
+                        f"{_config_default('max_wait_ms'):g})")
     s.add_argument("--max-queue", type=int, default=None,
-                   help="static: requests waiting for a batch; continuous: sentences waiting for a row (503 beyond)")
+                   help="static: requests waiting for a batch; continuous: sentences waiting for a row; 503 beyond "
+                        f"(default {_config_default('max_queue')})")
     s.add_argument("--workers", type=int, default=None,
-                   help="model calls at once: unbatched requests, or static batches (default per mode; "
-                        "continuous: 1)")
+                   help="model calls at once: unbatched requests, or static batches (default 2; continuous: "
+                        "always 1, one engine loop)")
     s.add_argument("--max-running", type=int, default=None,
                    help="continuous: sentences decoding together, one KV-cache row each (default "
                         f"{_config_default('max_running')})")
     s.add_argument("--max-prefill-tokens", type=int, default=None,
                    help="continuous: prompt tokens prefilled per step at most (default "
                         f"{_config_default('max_prefill_tokens')})")
-    s.add_argument("--torch-threads", type=int, default=None)
-    s.add_argument("--max-inflight", type=int, default=None, help="unbatched: accepted requests before 503")
-    s.add_argument("--request-timeout-s", type=float, default=None, help="per-request deadline (504 past it)")
+    s.add_argument("--torch-threads", type=int, default=None,
+                   help="torch intra-op threads per model call (default 1: on 2 cores, two calls of 1 thread each "
+                        "beat one call of 2; docs/server-tuning.md)")
+    s.add_argument("--max-inflight", type=int, default=None,
+                   help=f"unbatched: accepted requests before 503 (default {_config_default('max_inflight')})")
+    s.add_argument("--request-timeout-s", type=float, default=None,
+                   help=f"per-request deadline, 504 past it (default {_config_default('request_timeout_s'):g})")
     s.add_argument("--host", default=DEFAULT_HOST, help="address to listen on (default: %(default)s)")
     s.add_argument("--port", type=int, default=DEFAULT_PORT,
                    help="port to listen on (default: %(default)s, the port `miniserve loadtest` targets by default)")

@@ -26,7 +26,8 @@ from miniserve.server.errors import ERROR_BODY_SCHEMA, exception_handlers
 from miniserve.server.metrics import Metrics, MetricsMiddleware
 from miniserve.server.payload import CORRECT_REQUEST_SCHEMA, read_correct_request
 from miniserve.server.service import AgentFactory, Service
-from miniserve.tutor.agent import Reason  # torch-free: the agent loads its model lazily
+from miniserve.tutor.agent import Reason, correction_to_dict  # torch-free: the agent loads its model lazily
+from miniserve.tutor.lexicon import ERROR_TYPES
 
 CHECK_REASONS = get_args(Reason)
 
@@ -55,12 +56,14 @@ COMPONENTS: dict[str, Any] = {
                     "type": "object", "additionalProperties": False,
                     "required": ["original", "corrected", "error_type"],
                     "properties": {"original": {"type": "string"}, "corrected": {"type": "string"},
-                                   "error_type": {"type": "string"}}}},
+                                   "error_type": {"type": "string", "enum": list(ERROR_TYPES)}}}},
                 "checks": {"type": "array", "description": "one per sentence of the input, in order", "items": {
                     "type": "object", "additionalProperties": False, "required": ["start", "end", "status", "reason"],
                     "properties": {
-                        "start": {"type": "integer", "minimum": 0, "description": "offset of the sentence in the input"},
-                        "end": {"type": "integer", "minimum": 0},
+                        "start": {"type": "integer", "minimum": 0,
+                                  "description": "character offset of the sentence in the request's `sentence`, as "
+                                                 "sent (not in `corrected`, whose edits may differ in length)"},
+                        "end": {"type": "integer", "minimum": 0, "description": "offset just past the sentence"},
                         "status": {"type": "string", "enum": ["correct", "corrected", "not_checked"]},
                         "reason": {"type": "string", "nullable": True, "enum": [*CHECK_REASONS, None],
                                    "description": "why a sentence was not checked (null when it was): no covered "
@@ -76,8 +79,10 @@ COMPONENTS: dict[str, Any] = {
     },
     "requestBodies": {"CorrectRequest": {"required": True, "content": _json(CORRECT_REQUEST_SCHEMA)}},
     "responses": {
-        "MalformedJson": _error("Empty body, not UTF-8, not valid JSON, or a Content-Length that is not a number."),
-        "PayloadTooLarge": _error("Body larger than max_body_bytes."),
+        "MalformedJson": _error("Empty body, not UTF-8, not valid JSON, or a Content-Length that is not a number "
+                                "(uvicorn refuses that one itself, with a plain-text 400, before the app sees it)."),
+        "PayloadTooLarge": _error("Body larger than max_body_bytes; in continuous mode also an input with more "
+                                  "sentences to check than max_queue."),
         "UnsupportedMediaType": _error("A Content-Type other than application/json or application/*+json "
                                        "(a missing one is accepted)."),
         "ValidationError": _error("The JSON is not a valid request; error.field names the offending field."),
@@ -105,19 +110,13 @@ def _service(request: Request) -> Service:
     return request.app.state.service
 
 
-def correction_body(c: Any) -> dict[str, Any]:
-    return {"corrected": c.text, "explanation": c.why, "was_correct": c.was_correct,
-            "edits": [{"original": e.original, "corrected": e.corrected, "error_type": e.error_type} for e in c.edits],
-            "checks": [{"start": k.start, "end": k.end, "status": k.status, "reason": k.reason} for k in c.checks]}
-
-
 async def correct(request: Request) -> Response:
     """
     summary: Correct a learner's text (one or more sentences) and explain each correction.
     requestBody: {$ref: '#/components/requestBodies/CorrectRequest'}
     responses:
       200:
-        description: The corrected sentence.
+        description: The learner's text with every accepted edit, an explanation, and a check per sentence.
         content: {application/json: {schema: {$ref: '#/components/schemas/Correction'}}}
       400: {$ref: '#/components/responses/MalformedJson'}
       413: {$ref: '#/components/responses/PayloadTooLarge'}
@@ -131,7 +130,7 @@ async def correct(request: Request) -> Response:
     deadline = asyncio.get_running_loop().time() + svc.config.request_timeout_s
     req = await read_correct_request(request, svc.config.max_body_bytes)
     correction = await svc.answer(request.receive, req, deadline)
-    return JSONResponse(correction_body(correction))
+    return JSONResponse(correction_to_dict(correction))
 
 
 async def noop(request: Request) -> Response:

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from starlette.requests import ClientDisconnect, Request
 
 from miniserve.server.errors import ClientGone, MalformedJson, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from miniserve.tutor.agent import MAX_INPUT_CHARS  # torch-free: the agent loads its model lazily
 
-MAX_SENTENCE_CHARS = 500
+MAX_SENTENCE_CHARS = MAX_INPUT_CHARS  # the tutor's own limit: the CLI refuses the same texts
 MAX_LEARNER_ID_CHARS = 64
 FIELDS = frozenset({"sentence", "learner_id"})
 # A text field must hold at least one non-whitespace character. The check below and the OpenAPI `pattern` are this
@@ -38,7 +39,7 @@ CORRECT_REQUEST_SCHEMA: dict[str, object] = {
 
 @dataclass(slots=True, frozen=True)
 class CorrectRequest:
-    sentence: str  # stripped of surrounding whitespace
+    sentence: str  # as the client sent it: the answer gives back every byte but the edits, offsets index into it
     learner_id: str | None
 
 
@@ -129,7 +130,7 @@ def validate_correct(data: object) -> CorrectRequest:
     sentence = _text(data, "sentence", MAX_SENTENCE_CHARS, required=True)
     learner_id = _text(data, "learner_id", MAX_LEARNER_ID_CHARS, required=False)
     assert sentence is not None
-    return CorrectRequest(sentence=sentence.strip(), learner_id=learner_id)
+    return CorrectRequest(sentence=sentence, learner_id=learner_id)
 
 
 async def read_correct_request(request: Request, max_bytes: int) -> CorrectRequest:

@@ -16,7 +16,7 @@ import re
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from miniserve.tutor import lexicon
@@ -33,6 +33,18 @@ WHY_TOO_LONG = "This sentence is too long for me to check, so I left it unchange
 WHY_EMPTY = "There is no sentence to check."
 
 _WORD = re.compile(r"\S+")
+_LETTER_OR_DIGIT = re.compile(r"[^\W_]")  # in any script
+
+
+def readable_sentences(text: str) -> list[Sentence]:
+    """The input's sentences that hold a letter or a digit. A piece of only punctuation, symbols or control
+    characters ("...", "\a" after a full stop) is nothing to read: it is neither checked nor reported, so it cannot
+    make `was_correct` false, and it comes back as it was like every other byte."""
+    return [s for s in split_sentences(text) if _LETTER_OR_DIGIT.search(s.text)]
+
+
+# What a learner sends at once, in characters: a short paragraph (the API's limit, enforced in server/payload.py).
+MAX_INPUT_CHARS = 500
 
 
 @dataclass(slots=True, frozen=True)
@@ -211,7 +223,7 @@ class GrammarTutorAgent:
     def begin_correction(self, text: str, learner_id: str | None = None) -> InflightCorrection:
         """Split one input and decide what can be decided without the model; `sources` is what remains to
         generate, one model input per sentence (possibly none). No model call, no memory write."""
-        sentences = split_sentences(text)
+        sentences = readable_sentences(text)
         verdicts = [self._precheck(s.text) for s in sentences]
         sources = [model_input(s.text) for s, v in zip(sentences, verdicts) if v is None]
         return InflightCorrection(text, learner_id, sentences, verdicts, sources)
@@ -228,7 +240,7 @@ class GrammarTutorAgent:
 
     def _correct(self, texts: list[str], learner_ids: list[str | None],
                  stop_at_eos: Callable[[int], bool]) -> list[Correction]:
-        split = [split_sentences(t) for t in texts]
+        split = [readable_sentences(t) for t in texts]
         rows = [(i, k) for i, sents in enumerate(split) for k in range(len(sents))]  # (input, sentence) per row
         verdicts: dict[tuple[int, int], Verdict] = {}
         for i, k in rows:
@@ -268,10 +280,14 @@ def _correction(text: str, sentences: list[Sentence], verdicts: list[Verdict],
     whys: list[str] = []
     for n, (v, rs) in enumerate(zip(verdicts, repeats), start=1):
         if v.edits:
-            whys += [lexicon.explain(e, r) for e, r in zip(v.edits, rs)]
+            # the same mistake twice in one sentence is explained once
+            said = list(dict.fromkeys(lexicon.explain(e, r) for e, r in zip(v.edits, rs)))
         elif v.status == "not_checked":
-            # one sentence: its own explanation; several: say which one went unchecked
-            whys.append(v.why if len(sentences) == 1 else f"Sentence {n}: {v.why}")
+            said = [v.why]
+        else:
+            continue
+        # several sentences: say which one each explanation is about
+        whys.append(" ".join(said) if len(sentences) == 1 else f"Sentence {n}: {' '.join(said)}")
     return Correction(corrected, " ".join(whys) or WHY_LOOKS_RIGHT, all(v.was_correct for v in verdicts),
                       edits, checks)
 
@@ -281,11 +297,25 @@ _agents_lock = threading.Lock()
 
 
 def correction_to_dict(c: Correction) -> dict[str, object]:
-    return {"text": c.text, "why": c.why, "was_correct": c.was_correct, "edits": [asdict(e) for e in c.edits],
-            "checks": [asdict(k) for k in c.checks]}
+    """The answer as `POST /correct` sends it and `miniserve correct --json` prints it (one shape, one place)."""
+    return {"corrected": c.text, "explanation": c.why, "was_correct": c.was_correct,
+            "edits": [{"original": e.original, "corrected": e.corrected, "error_type": e.error_type} for e in c.edits],
+            "checks": [{"start": k.start, "end": k.end, "status": k.status, "reason": k.reason} for k in c.checks]}
+
+
+def input_problem(text: str) -> str | None:
+    """Why the tutor will not take `text` at all (None: it will): the API's 422 and the CLI's usage error."""
+    if len(text) > MAX_INPUT_CHARS:
+        return f"at most {MAX_INPUT_CHARS} characters, got {len(text)}"
+    if text.isspace() or not text:
+        return "must not be empty or only whitespace"
+    return None
 
 
 def run_correct(args: argparse.Namespace) -> int:
+    if problem := input_problem(args.sentence):  # what the API would refuse with a 422
+        print(f"miniserve correct: error: the text {problem}", file=sys.stderr)
+        return 2
     # Without a learner there is nothing to remember: don't create a database file for a one-off check.
     db = args.db or (None if args.learner_id else ":memory:")
     try:

@@ -20,10 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from miniserve.tutor.agent import GrammarTutorAgent, is_shouted, model_input
+from miniserve.tutor.agent import GrammarTutorAgent, is_shouted, model_input, readable_sentences
 from miniserve.tutor.corpus import Pair, generate_pairs
 from miniserve.tutor.generate import META_FILE, WEIGHTS_DIR, Generator
-from miniserve.tutor.sentences import is_whole_sentence, splice, split_sentences
+from miniserve.tutor.sentences import is_whole_sentence, splice
 
 LENGTH_BUCKETS = ((10, "length: <= 10 words"), (25, "length: 11-25 words"), (60, "length: 26-60 words"))
 MULTI = "multi-sentence inputs"
@@ -100,7 +100,7 @@ def _hits(cases: list[Case], outs: list[str]) -> list[int]:
 def raw_outputs(gen: Generator, texts: list[str]) -> list[str]:
     """`gen`'s output for each sentence of each text (as the tutor feeds it), joined back with the text's own gaps:
     the raw model when `gen` decodes freely, the constrained model otherwise; no guard."""
-    split = [split_sentences(t) for t in texts]
+    split = [readable_sentences(t) for t in texts]
     flat = [s.text for ss in split for s in ss]
     fit = [i for i, s in enumerate(flat) if gen.fits(model_input(s))]
     outs = list(flat)

@@ -29,11 +29,11 @@ async def test_correct_answers_in_both_modes(tmp_path, mode):
     async with serving(config(tmp_path, mode=mode), agent) as (c, _):
         r = await c.post("/correct", json={"sentence": "  Yesterday I goed home. ", "learner_id": "ana"})
     assert r.status_code == 200
-    assert r.json() == {"corrected": "Yesterday I went home.", "explanation": "'go' is irregular: its past is 'went'.",
-                        "was_correct": False,
+    assert r.json() == {"corrected": "  Yesterday I went home. ",
+                        "explanation": "'go' is irregular: its past is 'went'.", "was_correct": False,
                         "edits": [{"original": "goed", "corrected": "went", "error_type": "overregularized_past"}],
-                        "checks": [{"start": 0, "end": 22, "status": "corrected", "reason": None}]}
-    assert agent.sentences_run == ["Yesterday I goed home."]  # surrounding whitespace stripped
+                        "checks": [{"start": 0, "end": 25, "status": "corrected", "reason": None}]}
+    assert agent.sentences_run == ["  Yesterday I goed home. "]  # the input as sent: the agent keeps its whitespace
 
 
 BAD_BODIES = [
@@ -244,12 +244,12 @@ async def test_real_agent_answers_the_same_in_both_modes(tmp_path):
 
 @needs_model
 async def test_the_answer_says_which_sentences_were_checked(tmp_path):
-    text = "The sky is blue. I walk to school. My sister take the bus."
+    text = "  The sky is blue. I walk to school. My sister take the bus.\n"  # every byte comes back but the edit
     async with serving(config(tmp_path, mode="static", max_wait_ms=5, weights_dir=WEIGHTS_DIR), None) as (c, _):
         r = await c.post("/correct", json={"sentence": text})
         sky = await c.post("/correct", json={"sentence": "The sky is blue."})
     a = r.json()
-    assert a["corrected"] == "The sky is blue. I walk to school. My sister takes the bus." and not a["was_correct"]
+    assert a["corrected"] == "  The sky is blue. I walk to school. My sister takes the bus.\n" and not a["was_correct"]
     assert [(k["status"], k["reason"]) for k in a["checks"]] == [
         ("not_checked", "out_of_scope"), ("correct", None), ("corrected", None)]
     assert [text[k["start"]:k["end"]] for k in a["checks"]] == ["The sky is blue.", "I walk to school.",

@@ -11,6 +11,7 @@ import pytest
 
 import miniserve
 from miniserve.tutor import agent as agent_mod
+from miniserve.tutor import lexicon
 from miniserve.tutor.agent import Correction, Edit, GrammarTutorAgent, SentenceCheck, is_shouted, judge, model_input
 from miniserve.tutor.corpus import generate_pairs
 from miniserve.tutor.memory import LearnerMemory
@@ -194,6 +195,23 @@ def test_every_sentence_of_an_input_is_a_row_of_one_call_and_edits_splice_back()
     assert [e.corrected for e in c.edits] == ["takes", "went"]
     assert "'take'" in c.why and "'went'" in c.why  # one explanation per edit
     assert sum(a.memory.counts("ana").values()) == 2  # memory records each edit
+    # several sentences: each explanation says which sentence it is about
+    assert c.why.startswith("Sentence 2: ") and " Sentence 3: " in c.why and "Sentence 1" not in c.why
+
+
+def test_a_piece_without_a_letter_or_digit_is_not_a_sentence() -> None:
+    a = make()
+    c = a.correct("He walks home.\x07")  # a bell after the full stop: the splitter makes it a piece of its own
+    assert c.was_correct and c.text == "He walks home.\x07" and [(k.start, k.end) for k in c.checks] == [(0, 14)]
+    c = a.correct("  .  .  ")
+    assert c.checks == [] and c.why == agent_mod.WHY_EMPTY and c.text == "  .  .  " and not c.was_correct
+    assert a.generator.calls == [(["He walks home."], True)]
+
+
+def test_one_mistake_made_twice_in_a_sentence_is_explained_once() -> None:
+    c = make().correct("He goed home and she goed out.")
+    assert [e.corrected for e in c.edits] == ["went", "went"]
+    assert c.why == lexicon.explain(c.edits[0], 0) and "Sentence" not in c.why  # one sentence: no label
 
 
 def test_was_correct_only_when_every_sentence_was_checked_and_right() -> None:
@@ -302,8 +320,15 @@ def test_run_correct(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixt
     ns.json, ns.learner_id, ns.db = True, "ana", "/tmp/x.sqlite3"
     assert agent_mod.run_correct(ns) == 0
     got = json.loads(capsys.readouterr().out)
-    assert got["text"] == "He went to school" and got["edits"][0]["error_type"] == "overregularized_past"
+    assert got["corrected"] == "He went to school" and got["edits"][0]["error_type"] == "overregularized_past"
+    assert set(got) == {"corrected", "explanation", "was_correct", "edits", "checks"}  # the HTTP answer's shape
     assert seen[-1] == "/tmp/x.sqlite3"
+    # what the API refuses with a 422, the CLI refuses as a usage error, before loading anything
+    for text, words in (("", "empty"), ("  \n", "empty"), ("x" * 501, "at most 500 characters, got 501")):
+        ns.sentence = text
+        assert agent_mod.run_correct(ns) == 2
+        assert words in capsys.readouterr().err
+    assert len(seen) == 2
 
 
 # --- the shipped model --------------------------------------------------------------------------------------
