@@ -47,11 +47,11 @@ class Summary:
     def as_text(self) -> str:
         statuses = ", ".join(f"{k}: {v}" for k, v in sorted(self.by_status.items())) or "none"
         head = (f"requests {self.count} (status {statuses})   wall {self.wall_s:.2f} s   "
-                f"throughput {self.throughput_rps:.1f} req/s (200s / wall)")
+                f"throughput {self.throughput_rps:.1f} req/s (HTTP 200 answers / wall)")
         if not self.by_status.get(200):  # no latencies to show: nan percentiles would only hide why
             return f"{head}\n{self.failure_reason()}"
         return (f"{head}\n"
-                f"latency ms (200s)   p50 {self.p50_ms:.1f}   p95 {self.p95_ms:.1f}   p99 {self.p99_ms:.1f}   "
+                f"latency ms (HTTP 200 answers)   p50 {self.p50_ms:.1f}   p95 {self.p95_ms:.1f}   p99 {self.p99_ms:.1f}   "
                 f"max {self.max_ms:.1f}   mean {self.mean_ms:.1f}   send lag p99 {self.send_lag_p99_ms:.1f}")
 
     def failure_reason(self) -> str:
