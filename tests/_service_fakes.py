@@ -33,6 +33,7 @@ class FakeEdit:
     original: str
     corrected: str
     error_type: str
+    start: int = 0
 
 
 @dataclass(slots=True)
@@ -80,7 +81,7 @@ class FakeAgent:
             return FakeCorrection(sentence, "The sentence is already correct.", True, [],
                                   [SentenceCheck(0, len(sentence), "correct")])
         return FakeCorrection(sentence.replace("goed", "went"), "'go' is irregular: its past is 'went'.", False,
-                              [FakeEdit("goed", "went", "overregularized_past")],
+                              [FakeEdit("goed", "went", "overregularized_past", sentence.find("goed"))],
                               [SentenceCheck(0, len(sentence), "corrected")])
 
     @property

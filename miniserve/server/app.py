@@ -54,9 +54,11 @@ COMPONENTS: dict[str, Any] = {
                                 "description": "true only when every sentence was checked and none needed a change"},
                 "edits": {"type": "array", "items": {
                     "type": "object", "additionalProperties": False,
-                    "required": ["original", "corrected", "error_type"],
+                    "required": ["original", "corrected", "error_type", "start"],
                     "properties": {"original": {"type": "string"}, "corrected": {"type": "string"},
-                                   "error_type": {"type": "string", "enum": list(ERROR_TYPES)}}}},
+                                   "error_type": {"type": "string", "enum": list(ERROR_TYPES)},
+                                   "start": {"type": "integer", "minimum": 0,
+                                             "description": "where `original` starts in the request's `sentence`"}}}},
                 "checks": {"type": "array", "description": "one per sentence of the input, in order", "items": {
                     "type": "object", "additionalProperties": False, "required": ["start", "end", "status", "reason"],
                     "properties": {
@@ -102,7 +104,8 @@ schemas = SchemaGenerator({"openapi": "3.0.0", "info": {"title": "miniserve gram
 # /noop answers this, about the size of a real answer, so calibration measures the same bytes on the wire.
 NOOP_ANSWER = {"corrected": "Yesterday I went to the store.", "was_correct": False,
                "explanation": "'goed' is an over-regularized past tense: 'go' is irregular, its past is 'went'.",
-               "edits": [{"original": "goed", "corrected": "went", "error_type": "overregularized_past"}],
+               "edits": [{"original": "goed", "corrected": "went", "error_type": "overregularized_past",
+                          "start": 12}],
                "checks": [{"start": 0, "end": 30, "status": "corrected", "reason": None}]}
 
 

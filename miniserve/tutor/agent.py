@@ -16,7 +16,7 @@ import re
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 from miniserve.tutor import lexicon
@@ -52,6 +52,9 @@ class Edit:
     original: str  # the word as the user wrote it, e.g. "goed"
     corrected: str  # e.g. "went"
     error_type: str  # one of lexicon.ERROR_TYPES keys, e.g. "overregularized_past"
+    # where `original` starts in the learner's input (in a sentence's Verdict: in that sentence), so two equal
+    # mistakes in one text can be told apart. Not part of an edit's identity: the same fix anywhere compares equal.
+    start: int = field(default=0, compare=False)
 
 
 Status = Literal["correct", "corrected", "not_checked"]
@@ -158,7 +161,7 @@ def judge(sentence: str, output: str) -> Verdict:
         corrected = lexicon.match_case(core_w, core_o.lower())
         a, b = spans[i]
         text = text[:a] + pre_w + corrected + post_w + text[b:]
-        edits.append(Edit(core_w, corrected, error_type))
+        edits.append(Edit(core_w, corrected, error_type, a + len(pre_w)))
     return Verdict(text, tuple(reversed(edits)), "", False)
 
 
@@ -273,7 +276,7 @@ def _correction(text: str, sentences: list[Sentence], verdicts: list[Verdict],
     """Splice each sentence's verdict into the learner's text and explain every edit and every unchecked sentence.
     `repeats[k][j]`: how often the learner has now made the mistake of sentence k's edit j (0: not recorded)."""
     corrected = splice(text, sentences, [v.text for v in verdicts])
-    edits = [e for v in verdicts for e in v.edits]
+    edits = [replace(e, start=s.start + e.start) for s, v in zip(sentences, verdicts) for e in v.edits]
     checks = [SentenceCheck(s.start, s.end, v.status, v.reason) for s, v in zip(sentences, verdicts)]
     if not sentences:
         return Correction(text, WHY_EMPTY, False, [], [])
@@ -299,7 +302,8 @@ _agents_lock = threading.Lock()
 def correction_to_dict(c: Correction) -> dict[str, object]:
     """The answer as `POST /correct` sends it and `miniserve correct --json` prints it (one shape, one place)."""
     return {"corrected": c.text, "explanation": c.why, "was_correct": c.was_correct,
-            "edits": [{"original": e.original, "corrected": e.corrected, "error_type": e.error_type} for e in c.edits],
+            "edits": [{"original": e.original, "corrected": e.corrected, "error_type": e.error_type, "start": e.start}
+                      for e in c.edits],
             "checks": [{"start": k.start, "end": k.end, "status": k.status, "reason": k.reason} for k in c.checks]}
 
 

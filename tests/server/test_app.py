@@ -31,7 +31,8 @@ async def test_correct_answers_in_both_modes(tmp_path, mode):
     assert r.status_code == 200
     assert r.json() == {"corrected": "  Yesterday I went home. ",
                         "explanation": "'go' is irregular: its past is 'went'.", "was_correct": False,
-                        "edits": [{"original": "goed", "corrected": "went", "error_type": "overregularized_past"}],
+                        "edits": [{"original": "goed", "corrected": "went", "error_type": "overregularized_past",
+                                   "start": 14}],
                         "checks": [{"start": 0, "end": 25, "status": "corrected", "reason": None}]}
     assert agent.sentences_run == ["  Yesterday I goed home. "]  # the input as sent: the agent keeps its whitespace
 

@@ -208,6 +208,15 @@ def test_a_piece_without_a_letter_or_digit_is_not_a_sentence() -> None:
     assert a.generator.calls == [(["He walks home."], True)]
 
 
+def test_each_edit_says_where_its_word_starts_in_the_input() -> None:
+    text = "  He goed home. She goed out! HE GOED AWAY."  # the shouted one reaches the model in small letters
+    c = make(lambda s: s.replace("goed", "went")).correct(text)
+    assert [(e.original, e.start) for e in c.edits] == [("goed", 5), ("goed", 20), ("GOED", 33)]
+    assert all(text[e.start:e.start + len(e.original)] == e.original for e in c.edits)
+    assert agent_mod.correction_to_dict(c)["edits"][1] == {"original": "goed", "corrected": "went",
+                                                           "error_type": "overregularized_past", "start": 20}
+
+
 def test_one_mistake_made_twice_in_a_sentence_is_explained_once() -> None:
     c = make().correct("He goed home and she goed out.")
     assert [e.corrected for e in c.edits] == ["went", "went"]
