@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from miniserve.lab import loadgen
+from miniserve.lab import latency, loadgen
 from miniserve.server.config import ServerConfig
 from miniserve.lab.sweep_params import SweepConfig
 from miniserve.lab.workloads import Workload, load_workload
@@ -102,20 +102,20 @@ class ServerProcess:
                 self.proc.wait(10)
         return self.proc.returncode
 
-    def closed_loop(self, concurrency: int, total: int, payloads: list[dict]) -> list[loadgen.RequestRecord]:
+    def closed_loop(self, concurrency: int, total: int, payloads: list[dict]) -> list[latency.RequestRecord]:
         return loadgen.run_async(loadgen.run_closed_loop(self.url, concurrency, total, payloads=payloads))
 
     def open_loop(self, rate_rps: float, duration_s: float, seed: int,
-                  payloads: list[dict]) -> list[loadgen.RequestRecord]:
+                  payloads: list[dict]) -> list[latency.RequestRecord]:
         return loadgen.run_async(loadgen.run_open_loop(self.url, rate_rps, duration_s, seed=seed, payloads=payloads))
 
     def open_loop_sampled(self, rate_rps: float, duration_s: float, seed: int, payloads: list[dict],
-                          gauges: tuple[str, ...], interval_s: float) -> tuple[list[loadgen.RequestRecord], dict]:
+                          gauges: tuple[str, ...], interval_s: float) -> tuple[list[latency.RequestRecord], dict]:
         """The open loop while the server's `gauges` are read from /metrics every interval_s (lab 03)."""
         run = loadgen.run_open_loop(self.url, rate_rps, duration_s, seed=seed, payloads=payloads)
         return loadgen.run_async(loadgen.with_gauge_samples(run, self.url, gauges, interval_s))
 
-    def calibrate(self, concurrency: int, total: int) -> loadgen.Summary:
+    def calibrate(self, concurrency: int, total: int) -> latency.Summary:
         return loadgen.run_async(loadgen.calibrate(self.url, concurrency, total))
 
 
@@ -192,7 +192,7 @@ class Fleet:
             self._fail(key, f"{config.label}: the server died during the warm-up (exit {srv.proc.returncode})", srv)
         # A slow or erroring warm-up is not a reason to skip the measurement: the runs record the same trouble
         # as data (status counts), which the acceptance criteria then report with numbers.
-        statuses = loadgen.summarize(records).to_dict()["by_status"]
+        statuses = latency.summarize(records).to_dict()["by_status"]
         srv.info["warmup"] = {"requests": warmup, "by_status": statuses}
         info = ", ".join(f"{k} {v}" for k, v in srv.info.items() if k != "warmup")
         ok = "ok" if statuses == {"200": warmup} else f"NOT all 200: {statuses}"
@@ -274,7 +274,7 @@ def calibrate(benchmark: Any, sweep_store: Any, progress: Any, request: pytest.F
     session store keeps; fails unless every request got 200."""
 
     def run(server: ServerProcess, group: str, concurrency: int, total: int, tag: str, **marks: Any) -> None:
-        result: list[loadgen.Summary] = []
+        result: list[latency.Summary] = []
         benchmark.group = group
         benchmark.pedantic(lambda: result.append(server.calibrate(concurrency, total)), rounds=1, iterations=1)
         s = result[0].run_fields()

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from miniserve.lab import latency, loadgen
+from miniserve.lab import latency
 from miniserve.lab.sweep_params import parse_loads
 from miniserve.lab.results_lab03 import (SAMPLED_GAUGES, Lab03Results, metrics_delta, parse_lab03_configs, scrape)
 from miniserve.lab.workloads import Workload
@@ -58,7 +58,7 @@ def server_metrics(server: Any) -> dict[str, Any]:
     return scrape(text)
 
 
-def run_record(run: int, records: list[loadgen.RequestRecord], workload: Workload, before: dict[str, Any],
+def run_record(run: int, records: list[latency.RequestRecord], workload: Workload, before: dict[str, Any],
                after: dict[str, Any]) -> dict[str, Any]:
     parts = latency.summarize_by_class(records, workload.classes)
     by_class = {k: {key: v.to_dict()[key] for key in ("count", "by_status", "p50_ms", "p95_ms", "p99_ms")}
@@ -70,7 +70,7 @@ def run_record(run: int, records: list[loadgen.RequestRecord], workload: Workloa
         if r.status == 200:
             cls = workload.classes[r.payload] if 0 <= r.payload < len(workload.classes) else "unknown"
             latencies.setdefault(cls, []).append(round(r.latency_s * 1000, 2))
-    return {"run": run, **loadgen.summarize(records).run_fields(), "by_class": by_class,
+    return {"run": run, **latency.summarize(records).run_fields(), "by_class": by_class,
             "latencies_ms": {k: sorted(v) for k, v in sorted(latencies.items())},
             "metrics": metrics_delta(before, after)}
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from miniserve.lab import loadgen
+from miniserve.lab import latency
 from miniserve.lab.sweep_params import SweepConfig
 
 VARIANTS = {  # name -> (sweep config, server environment)
@@ -42,7 +42,7 @@ def test_server_tuning(benchmark, variant: str, sweep_store, progress, payloads,
         )
     finally:
         srv.stop()
-    s = loadgen.summarize(records)
+    s = latency.summarize(records)
     benchmark.group = "server-tuning"
     benchmark.extra_info.update(variant=variant, config=key, env=env, throughput_rps=s.throughput_rps,
                                 p95_ms=s.p95_ms, by_status=s.by_status)

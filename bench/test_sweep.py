@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from miniserve.lab import loadgen
+from miniserve.lab import latency
 from miniserve.lab.results import SweepResults, histogram_delta, parse_batch_histogram
 from miniserve.lab.sweep_params import SweepConfig, parse_configs, parse_loads
 
@@ -54,12 +54,12 @@ def batch_histogram(server: Any) -> dict[str, Any]:
     return parse_batch_histogram(text)
 
 
-def run_record(run: int, records: list[loadgen.RequestRecord], hist: dict[str, Any]) -> dict[str, Any]:
-    return {"run": run, **loadgen.summarize(records).run_fields(), "batch_size": hist,
+def run_record(run: int, records: list[latency.RequestRecord], hist: dict[str, Any]) -> dict[str, Any]:
+    return {"run": run, **latency.summarize(records).run_fields(), "batch_size": hist,
             "mean_batch_size": hist["sum"] / hist["count"] if hist["count"] else None}
 
 
-def latencies_ms(records: list[loadgen.RequestRecord]) -> list[float]:
+def latencies_ms(records: list[latency.RequestRecord]) -> list[float]:
     return sorted(round(r.latency_s * 1000, 2) for r in records if r.status == 200)
 
 

@@ -9,7 +9,8 @@ import argparse
 import dataclasses
 from collections.abc import Sequence
 
-from miniserve.server.config import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_URL, MODES, ServerConfig  # cheap: no torch
+from miniserve.server.config import (DEFAULT_HOST, DEFAULT_PORT, DEFAULT_TORCH_THREADS,  # cheap: no torch
+                                     DEFAULT_URL, DEFAULT_WORKERS, MODES, ServerConfig)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -58,6 +59,12 @@ def _shares(text: str) -> tuple[float, ...]:
 
 def _config_default(name: str) -> object:
     return next(f.default for f in dataclasses.fields(ServerConfig) if f.name == name)
+
+
+def _per_mode(defaults: dict[str, int]) -> str:
+    """'1' when every mode has the same default, else 'unbatched 2, static 2, continuous 1'."""
+    values = set(defaults.values())
+    return str(values.pop()) if len(values) == 1 else ", ".join(f"{m} {n}" for m, n in defaults.items())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,8 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="static: requests waiting for a batch; continuous: sentences waiting for a row; 503 beyond "
                         f"(default {_config_default('max_queue')})")
     s.add_argument("--workers", type=int, default=None,
-                   help="model calls at once: unbatched requests, or static batches (default 2; continuous: "
-                        "always 1, one engine loop)")
+                   help="model calls at once: unbatched requests, or static batches (default "
+                        f"{DEFAULT_WORKERS['static']}; continuous: always {DEFAULT_WORKERS['continuous']}, one "
+                        "engine loop)")
     s.add_argument("--max-running", type=int, default=None,
                    help="continuous: sentences decoding together, one KV-cache row each (default "
                         f"{_config_default('max_running')})")
@@ -136,8 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continuous: prompt tokens prefilled per step at most (default "
                         f"{_config_default('max_prefill_tokens')})")
     s.add_argument("--torch-threads", type=int, default=None,
-                   help="torch intra-op threads per model call (default 1: on 2 cores, two calls of 1 thread each "
-                        "beat one call of 2; docs/server-tuning.md)")
+                   help=f"torch intra-op threads per model call (default {_per_mode(DEFAULT_TORCH_THREADS)}: on 2 "
+                        "cores, two calls of 1 thread each beat one call of 2; docs/server-tuning.md)")
     s.add_argument("--max-inflight", type=int, default=None,
                    help=f"unbatched: accepted requests before 503 (default {_config_default('max_inflight')})")
     s.add_argument("--request-timeout-s", type=float, default=None,

@@ -63,8 +63,9 @@ COMPONENTS: dict[str, Any] = {
                     "type": "object", "additionalProperties": False, "required": ["start", "end", "status", "reason"],
                     "properties": {
                         "start": {"type": "integer", "minimum": 0,
-                                  "description": "character offset of the sentence in the request's `sentence`, as "
-                                                 "sent (not in `corrected`, whose edits may differ in length)"},
+                                  "description": "offset of the sentence in the request's `sentence` as sent, in "
+                                                 "Unicode code points (not in `corrected`, whose edits may differ "
+                                                 "in length)"},
                         "end": {"type": "integer", "minimum": 0, "description": "offset just past the sentence"},
                         "status": {"type": "string", "enum": ["correct", "corrected", "not_checked"]},
                         "reason": {"type": "string", "nullable": True, "enum": [*CHECK_REASONS, None],

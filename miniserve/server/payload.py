@@ -29,7 +29,9 @@ CORRECT_REQUEST_SCHEMA: dict[str, object] = {
     "type": "object", "additionalProperties": False, "required": ["sentence"],
     "properties": {
         "sentence": {"type": "string", "minLength": 1, "maxLength": MAX_SENTENCE_CHARS, "pattern": NON_BLANK.pattern,
-                     "description": "the learner's text, one or more sentences; surrounding whitespace is ignored"},
+                     "description": "the learner's text, one or more sentences; it comes back byte for byte but the "
+                                    "edits, and every offset in the answer indexes it as sent, in Unicode code "
+                                    "points"},
         "learner_id": {"type": "string", "minLength": 1, "maxLength": MAX_LEARNER_ID_CHARS,
                        "pattern": NON_BLANK.pattern, "nullable": True,
                        "description": "optional; the tutor remembers this learner's recurring mistakes"},

@@ -283,8 +283,9 @@ def _correction(text: str, sentences: list[Sentence], verdicts: list[Verdict],
     whys: list[str] = []
     for n, (v, rs) in enumerate(zip(verdicts, repeats), start=1):
         if v.edits:
-            # the same mistake twice in one sentence is explained once
-            said = list(dict.fromkeys(lexicon.explain(e, r) for e, r in zip(v.edits, rs)))
+            # the same mistake twice in one sentence is explained once, with the learner's latest count
+            last = {(e.original.lower(), e.corrected.lower(), e.error_type): (e, r) for e, r in zip(v.edits, rs)}
+            said = [lexicon.explain(e, r) for e, r in last.values()]
         elif v.status == "not_checked":
             said = [v.why]
         else:
@@ -308,9 +309,10 @@ def correction_to_dict(c: Correction) -> dict[str, object]:
 
 
 def input_problem(text: str) -> str | None:
-    """Why the tutor will not take `text` at all (None: it will): the API's 422 and the CLI's usage error."""
+    """Why the tutor will not take `text` at all (None: it will): the CLI's usage error, by the limits the API
+    enforces with a 422 (server/payload.py, which also checks types and the learner id)."""
     if len(text) > MAX_INPUT_CHARS:
-        return f"at most {MAX_INPUT_CHARS} characters, got {len(text)}"
+        return f"must be at most {MAX_INPUT_CHARS} characters, got {len(text)}"
     if text.isspace() or not text:
         return "must not be empty or only whitespace"
     return None

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from miniserve.lab import loadgen
+from miniserve.lab import latency, loadgen
 from miniserve.cli import main
 
 # --- the test server (runs in the uvicorn subprocess) ---------------------------------------------------------------
@@ -172,7 +172,7 @@ async def test_closed_loop_exact_count_bounded_concurrency_cycling_payloads(serv
     assert stats["requests"] == 240 and stats["distinct"] == len(loadgen.default_payloads())
     assert 2 <= stats["max_inflight"] <= 8
     assert all(r.scheduled_s == r.sent_s and r.latency_s > 0 for r in records)
-    assert loadgen.summarize(records).throughput_rps > 0
+    assert latency.summarize(records).throughput_rps > 0
 
 
 async def test_closed_loop_timeouts_are_status_zero_and_bounded(server: str) -> None:

@@ -218,9 +218,14 @@ def test_each_edit_says_where_its_word_starts_in_the_input() -> None:
 
 
 def test_one_mistake_made_twice_in_a_sentence_is_explained_once() -> None:
-    c = make().correct("He goed home and she goed out.")
+    a = make()
+    c = a.correct("He goed home and she goed out.")
     assert [e.corrected for e in c.edits] == ["went", "went"]
     assert c.why == lexicon.explain(c.edits[0], 0) and "Sentence" not in c.why  # one sentence: no label
+    # with a learner, memory counts both; the one explanation carries the latest count
+    c = a.correct("He goed home and she goed out.", "ana")
+    assert a.memory.counts("ana") == {"overregularized_past": 2}
+    assert c.why == lexicon.explain(c.edits[1], 2) != lexicon.explain(c.edits[1], 0)
 
 
 def test_was_correct_only_when_every_sentence_was_checked_and_right() -> None:
