@@ -8,21 +8,16 @@ any other declared type is a 415, because a form or text body sent by mistake sh
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 
 from starlette.requests import ClientDisconnect, Request
 
 from miniserve.server.errors import ClientGone, MalformedJson, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
-from miniserve.tutor.agent import MAX_INPUT_CHARS  # torch-free: the agent loads its model lazily
+from miniserve.tutor.agent import MAX_INPUT_CHARS, NON_BLANK, input_problem  # torch-free: the model loads lazily
 
 MAX_SENTENCE_CHARS = MAX_INPUT_CHARS  # the tutor's own limit: the CLI refuses the same texts
 MAX_LEARNER_ID_CHARS = 64
 FIELDS = frozenset({"sentence", "learner_id"})
-# A text field must hold at least one non-whitespace character. The check below and the OpenAPI `pattern` are this
-# one regex (Python's \s is exactly what str.isspace() calls whitespace), so the schema promises what is enforced.
-# An ECMA-262 validator reads the pattern the same way except for U+001C-U+001F, U+0085 and U+FEFF.
-NON_BLANK = re.compile(r"\S")
 
 # The /correct and /noop body as OpenAPI 3.0 documents it (app.py serves it); validate_correct enforces each word.
 CORRECT_REQUEST_SCHEMA: dict[str, object] = {
@@ -112,10 +107,8 @@ def _text(data: dict[str, object], name: str, max_chars: int, *, required: bool)
         return None
     if not isinstance(value, str):
         raise ValidationFailed(f"{name}: must be a string, got {_json_type(value)}", field=name)
-    if len(value) > max_chars:
-        raise ValidationFailed(f"{name}: at most {max_chars} characters, got {len(value)}", field=name)
-    if not NON_BLANK.search(value):
-        raise ValidationFailed(f"{name}: must not be empty or only whitespace", field=name)
+    if problem := input_problem(value, max_chars):
+        raise ValidationFailed(f"{name}: {problem}", field=name)
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:  # JSON "\ud800" escapes decode to lone surrogates no tokenizer can take

@@ -45,6 +45,10 @@ def readable_sentences(text: str) -> list[Sentence]:
 
 # What a learner sends at once, in characters: a short paragraph (the API's limit, enforced in server/payload.py).
 MAX_INPUT_CHARS = 500
+# A text must hold at least one non-whitespace character. input_problem and the API's OpenAPI `pattern` are this one
+# regex (Python's \s is exactly what str.isspace() calls whitespace), so the schema promises what is enforced. An
+# ECMA-262 validator reads the pattern the same way except for U+001C-U+001F, U+0085 and U+FEFF.
+NON_BLANK = re.compile(r"\S")
 
 
 @dataclass(slots=True, frozen=True)
@@ -308,19 +312,19 @@ def correction_to_dict(c: Correction) -> dict[str, object]:
             "checks": [{"start": k.start, "end": k.end, "status": k.status, "reason": k.reason} for k in c.checks]}
 
 
-def input_problem(text: str) -> str | None:
-    """Why the tutor will not take `text` at all (None: it will): the CLI's usage error, by the limits the API
-    enforces with a 422 (server/payload.py, which also checks types and the learner id)."""
-    if len(text) > MAX_INPUT_CHARS:
-        return f"must be at most {MAX_INPUT_CHARS} characters, got {len(text)}"
-    if text.isspace() or not text:
+def input_problem(text: str, max_chars: int = MAX_INPUT_CHARS) -> str | None:
+    """Why a text is refused (None: it is taken): over `max_chars`, or nothing but whitespace. One check for the
+    CLI's usage error and the API's 422 on each text field (server/payload.py, which also checks types)."""
+    if len(text) > max_chars:
+        return f"at most {max_chars} characters, got {len(text)}"
+    if not NON_BLANK.search(text):
         return "must not be empty or only whitespace"
     return None
 
 
 def run_correct(args: argparse.Namespace) -> int:
     if problem := input_problem(args.sentence):  # what the API would refuse with a 422
-        print(f"miniserve correct: error: the text {problem}", file=sys.stderr)
+        print(f"miniserve correct: error: text: {problem}", file=sys.stderr)
         return 2
     # Without a learner there is nothing to remember: don't create a database file for a one-off check.
     db = args.db or (None if args.learner_id else ":memory:")
