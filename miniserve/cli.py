@@ -109,9 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="score a checkpoint on the held-out split, raw and through the tutor, by bucket")
     e.add_argument("--weights", default=None, help="checkpoint directory (default: the shipped one)")
-    e.add_argument("--n", type=int, default=5000,
-                   help="held-out pairs, all kinds together (default 5000: the draw model.json's scores are from)")
-    e.add_argument("--n-multi", type=int, default=500, help="multi-sentence inputs made from those pairs")
+    e.add_argument("--n", type=int, default=5000,  # evaluate.REFERENCE_PAIRS: that module imports torch
+                   help="held-out pairs, all kinds together (default 5000: the reference draw, which model.json's "
+                   "scores are from)")
+    e.add_argument("--n-multi", type=int, default=500,
+                   help="multi-sentence inputs made from those pairs (default 500)")
+    e.add_argument("--draw-seed", type=int, default=1,
+                   help="which held-out draw (default 1: the reference draw, whatever seed trained the checkpoint; "
+                   "another seed checks a result on fresh sentences)")
     e.add_argument("--json", action="store_true", help="print the scores as JSON instead of a table")
     e.set_defaults(func=_eval)
 

@@ -311,8 +311,6 @@ def save(gen: Generator, out: Path, meta: dict) -> None:
 
 
 MODEL_RECIPE = {"n_layer": 4, "n_head": 4, "d_model": 192, "max_seq_len": 256}  # 256: prompt + correction of 60 words
-FINAL_EVAL_PAIRS = 5000
-FINAL_EVAL_MULTI = 500  # multi-sentence inputs made from those pairs (`miniserve eval`'s default too)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -348,20 +346,19 @@ def run_train(args: argparse.Namespace) -> int:
     }
     out = Path(args.out) if args.out else WEIGHTS_DIR
     save(gen, out, meta)
-    record_heldout(out, cfg.seed)
+    record_heldout(out)
     print(f"wrote {out}")
     return 0
 
 
-def record_heldout(out: Path, seed: int) -> dict:
+def record_heldout(out: Path) -> dict:
     """Score the checkpoint in `out` as saved (float16 on disk) on the held-out split and record the scores in its
     model.json: per kind (`heldout`: raw model, `heldout_tutor`: through the guard) and by bucket."""
     from miniserve.tutor import evaluate as by_bucket  # what `miniserve eval` prints, recorded with the weights
 
     shipped = Generator.load(out)
-    final = generate_pairs(FINAL_EVAL_PAIRS, "heldout", seed + 1)
-    cases = [by_bucket.single_case(p) for p in final] + by_bucket.multi_cases(final, FINAL_EVAL_MULTI, seed + 1)
-    buckets = by_bucket.score(shipped, cases)  # one pass for every number below: generation is the slow part
+    # one pass for every number below: generation is the slow part
+    buckets = by_bucket.score(shipped, by_bucket.reference_cases())
     kinds = {k.removeprefix("kind: "): v for k, v in buckets.items() if k.startswith("kind: ")}
     meta = json.loads((out / META_FILE).read_text())
     meta["heldout"] = {f"{k}_exact": v["raw"] for k, v in kinds.items()} | {f"{k}_n": v["n"] for k, v in kinds.items()}
