@@ -76,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default=None,
                    help="checkpoint directory (default: the shipped miniserve/tutor/weights, overwritten in place)")
     t.add_argument("--steps", type=int, default=None, help="optimizer steps (default: the recorded recipe)")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0,
+                   help="seeds the training data, initialisation and order (default 0: the shipped run); the final "
+                   "scores are on the reference draw whatever the seed")
     t.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: all cores)")
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="training-only corpus augmentation (default: the recorded recipe)")
@@ -110,8 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="score a checkpoint on the held-out split, raw and through the tutor, by bucket")
     e.add_argument("--weights", default=None, help="checkpoint directory (default: the shipped one)")
     e.add_argument("--n", type=int, default=5000,  # evaluate.REFERENCE_PAIRS: that module imports torch
-                   help="held-out pairs, all kinds together (default 5000: the reference draw, which model.json's "
-                   "scores are from)")
+                   help="held-out pairs, all kinds together (default 5000: with the default --draw-seed, the "
+                   "reference draw model.json's scores are from)")
     e.add_argument("--n-multi", type=int, default=500,
                    help="multi-sentence inputs made from those pairs (default 500)")
     e.add_argument("--draw-seed", type=int, default=1,

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
+from miniserve.tutor import evaluate as by_bucket  # what `miniserve eval` prints, recorded with the weights
 from miniserve.tutor import lexicon
 from miniserve.tutor.corpus import (
     Pair, check_caps_share, check_s_name_share, errors_per_sentence, generate_pairs, kind_weights, tokenizer_text,
@@ -211,7 +212,7 @@ def train(cfg: TrainConfig, model_cfg_kwargs: dict, log=print) -> tuple[Generato
         raise ValueError(f"training sequence of {longest} tokens > max_seq_len {model_cfg.max_seq_len}")
     model = MiniGPT(model_cfg)
     log(f"model: {model.num_parameters():,} parameters {model_cfg}; {len(pool):,} training pairs")
-    heldout = generate_pairs(cfg.eval_pairs, "heldout", cfg.seed + 1)
+    heldout = generate_pairs(cfg.eval_pairs, "heldout", by_bucket.REFERENCE_DRAW_SEED)  # the first 500 are scored
     # No decay on embeddings: a token rarely seen in training must keep a distinct vector to be copied.
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "emb" not in n]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 or "emb" in n]
@@ -352,10 +353,9 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def record_heldout(out: Path) -> dict:
-    """Score the checkpoint in `out` as saved (float16 on disk) on the held-out split and record the scores in its
-    model.json: per kind (`heldout`: raw model, `heldout_tutor`: through the guard) and by bucket."""
-    from miniserve.tutor import evaluate as by_bucket  # what `miniserve eval` prints, recorded with the weights
-
+    """Score the checkpoint in `out` as saved (float16 on disk) on the reference draw (`evaluate.reference_cases`)
+    and record the scores in its model.json: per kind (`heldout`: raw model, `heldout_tutor`: through the guard), by
+    bucket, and which draw they are from."""
     shipped = Generator.load(out)
     # one pass for every number below: generation is the slow part
     buckets = by_bucket.score(shipped, by_bucket.reference_cases())
@@ -364,6 +364,8 @@ def record_heldout(out: Path) -> dict:
     meta["heldout"] = {f"{k}_exact": v["raw"] for k, v in kinds.items()} | {f"{k}_n": v["n"] for k, v in kinds.items()}
     meta["heldout_tutor"] = {f"{k}_exact": v["tutor"] for k, v in kinds.items()}
     meta["heldout_buckets"] = buckets
+    meta["heldout_draw"] = {"seed": by_bucket.REFERENCE_DRAW_SEED, "pairs": by_bucket.REFERENCE_PAIRS,
+                            "multi": by_bucket.REFERENCE_MULTI}
     (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     print(by_bucket.format_table(buckets))
     return meta

@@ -98,16 +98,34 @@ def test_other_correct_readings_count_in_their_own_column_only() -> None:
     assert "any valid" in format_table(s)
 
 
-@needs_weights
-def test_eval_command_scores_the_draw_it_is_asked_for(capsys: pytest.CaptureFixture[str]) -> None:
+def test_eval_and_training_score_the_reference_draw_whatever_the_training_seed(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path) -> None:
+    # Seed 0's draw and the reference draw are the same, so only a checkpoint of another seed tells "the reference
+    # draw" from "the training seed + 1" (the rule before 2026-12-02). The model and the scoring are faked: this
+    # checks which sentences are scored, not the scores.
     import json
 
-    from miniserve.cli import main
+    from miniserve.cli import build_parser, main
+    from miniserve.tutor import evaluate, train
 
-    assert main(["eval", "--n", "12", "--n-multi", "2", "--draw-seed", "4", "--json"]) == 0
-    scores = json.loads(capsys.readouterr().out)
-    kinds = {k: v["n"] for k, v in scores.items() if k.startswith("kind: ")}
-    expected: dict[str, int] = {}
-    for c in reference_cases(12, 2, seed=4):
-        expected[f"kind: {c.kind}"] = expected.get(f"kind: {c.kind}", 0) + 1
-    assert kinds == expected and sum(kinds.values()) == 14 and scores[MULTI]["n"] == 2
+    drawn: list[tuple[int, int, int]] = []
+
+    def cases(n: int = evaluate.REFERENCE_PAIRS, n_multi: int = evaluate.REFERENCE_MULTI,
+              seed: int = evaluate.REFERENCE_DRAW_SEED) -> list[Case]:
+        drawn.append((n, n_multi, seed))
+        return []
+
+    monkeypatch.setattr(evaluate, "reference_cases", cases)
+    monkeypatch.setattr(evaluate, "score", lambda gen, cases: {})
+    monkeypatch.setattr(evaluate.Generator, "load", classmethod(lambda cls, path=None: object()))
+    (tmp_path / "model.json").write_text(json.dumps({"train_config": {"seed": 2}}))
+
+    defaults = build_parser().parse_args(["eval"])
+    assert (defaults.n, defaults.n_multi, defaults.draw_seed) == (
+        evaluate.REFERENCE_PAIRS, evaluate.REFERENCE_MULTI, evaluate.REFERENCE_DRAW_SEED)
+    assert main(["eval", "--weights", str(tmp_path), "--json"]) == 0
+    assert main(["eval", "--weights", str(tmp_path), "--draw-seed", "4", "--n", "12", "--n-multi", "2"]) == 0
+    train.record_heldout(tmp_path)
+    assert drawn == [(5000, 500, 1), (12, 2, 4), (5000, 500, 1)]
+    assert json.loads((tmp_path / "model.json").read_text())["heldout_draw"] == {"seed": 1, "pairs": 5000, "multi": 500}
+    capsys.readouterr()
