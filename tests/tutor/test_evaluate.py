@@ -99,7 +99,7 @@ def test_other_correct_readings_count_in_their_own_column_only() -> None:
 
 
 def test_eval_and_training_score_the_reference_draw_whatever_the_training_seed(
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path) -> None:
+        monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     # Seed 0's draw and the reference draw are the same, so only a checkpoint of another seed tells "the reference
     # draw" from "the training seed + 1" (the rule before 2026-12-02). The model and the scoring are faked: this
     # checks which sentences are scored, not the scores.
@@ -128,4 +128,3 @@ def test_eval_and_training_score_the_reference_draw_whatever_the_training_seed(
     train.record_heldout(tmp_path)
     assert drawn == [(5000, 500, 1), (12, 2, 4), (5000, 500, 1)]
     assert json.loads((tmp_path / "model.json").read_text())["heldout_draw"] == {"seed": 1, "pairs": 5000, "multi": 500}
-    capsys.readouterr()
