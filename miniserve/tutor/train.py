@@ -254,14 +254,13 @@ def train_step(model: MiniGPT, opt: torch.optim.Optimizer, batch: list[Example],
                pad_id: int) -> torch.Tensor:
     """One optimiser step on `batch`; returns its (weighted) loss."""
     x, y = make_batch(batch, pad_id)
+    has_target = y != -100  # (B, T): the target tokens; prompt and padding positions have no loss
     with torch.autocast("cpu", dtype=PRECISIONS[cfg.precision], enabled=cfg.precision != "fp32"):
-        logits = model(x).float().flatten(0, 1)  # (B*T, V): the loss in float32 whatever the forward ran in
-    if cfg.decision_weight == 1:
-        loss = F.cross_entropy(logits, y.flatten(), ignore_index=-100)
-    else:  # a weighted mean over the target tokens
-        per_token = F.cross_entropy(logits, y.flatten(), ignore_index=-100, reduction="none")
-        w = loss_weights(batch, x.shape[1], cfg.decision_weight).flatten() * (y.flatten() != -100)
-        loss = (per_token * w).sum() / w.sum()
+        h = model.hidden(x)[has_target]  # (N, C): only where a target is
+        logits = model.lm_head(h).float()  # (N, V): the loss in float32 whatever the forward ran in
+    per_token = F.cross_entropy(logits, y[has_target], reduction="none")  # (N,)
+    w = loss_weights(batch, x.shape[1], cfg.decision_weight)[has_target]  # (N,); all 1 when decision_weight is 1
+    loss = (per_token * w).sum() / w.sum()  # a weighted mean over the target tokens
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

@@ -54,3 +54,23 @@ def test_config_is_validated() -> None:
         ModelConfig(vocab_size=10, n_head=3, d_model=32)
     with pytest.raises(ValueError):
         ModelConfig(vocab_size=0)
+
+
+def test_training_attention_is_sdpas_causal_attention_forward_and_backward() -> None:
+    """Training writes causal attention out (faster on CPU); it must be the function SDPA computes, gradients too."""
+    import torch.nn.functional as F
+
+    from miniserve.tutor.model import causal_attention
+
+    torch.manual_seed(3)
+    q, k, v = (torch.randn(2, 3, 17, 8, requires_grad=True) for _ in range(3))  # (B, H, T, D)
+    ours = causal_attention(q, k, v, dropout=0.0)
+    grads = torch.autograd.grad(ours.square().sum(), (q, k, v))
+    ref = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    ref_grads = torch.autograd.grad(ref.square().sum(), (q, k, v))
+    torch.testing.assert_close(ours, ref)
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r)
+    k2 = k.detach().clone()
+    k2[:, :, 9:] += 5.0  # later keys changed: earlier positions must not see it
+    torch.testing.assert_close(causal_attention(q, k2, v, 0.0)[:, :, :9], ours[:, :, :9])

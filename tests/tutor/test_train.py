@@ -171,3 +171,26 @@ def test_committed_defaults_are_the_shipped_checkpoints_recipe() -> None:
     shipped = json.loads((WEIGHTS_DIR / META_FILE).read_text())["train_config"]
     defaults = json.loads(json.dumps(asdict(TrainConfig())))  # tuples as the record's lists
     assert {k: shipped.get(k) for k in defaults} == defaults
+
+
+def test_a_step_takes_the_weighted_loss_over_the_target_tokens_only(tok) -> None:
+    """train_step turns only target positions into logits; its loss must be the weighted mean over every position's
+    loss with the prompt and padding masked out, as computed from the full logits."""
+    import torch.nn.functional as F
+
+    from miniserve.tutor.model import MiniGPT, ModelConfig
+    from miniserve.tutor.train import encode_pair, loss_weights, train_step
+
+    rng = random.Random(0)
+    batch = [encode_pair(tok, p, 0.0, rng, decisions=True) for p in generate_pairs(12, "train", 0)]
+    x, y = make_batch(batch, tok.pad_id)
+    for weight in (1.0, 10.0):
+        torch.manual_seed(0)
+        model = MiniGPT(ModelConfig(vocab_size=tok.vocab_size, d_model=64, max_seq_len=256))
+        with torch.no_grad():
+            per_token = F.cross_entropy(model(x).flatten(0, 1), y.flatten(), ignore_index=-100, reduction="none")
+            w = loss_weights(batch, x.shape[1], weight).flatten() * (y.flatten() != -100)
+            expected = ((per_token * w).sum() / w.sum()).item()
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)
+        cfg = TrainConfig(precision="fp32", decision_weight=weight)
+        assert train_step(model, opt, batch, cfg, tok.pad_id).item() == pytest.approx(expected, rel=1e-5)
