@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import ctypes
 import datetime as dt
 import hashlib
 import json
@@ -316,27 +315,7 @@ def save(gen: Generator, out: Path, meta: dict) -> None:
 MODEL_RECIPE = {"n_layer": 4, "n_head": 4, "d_model": 192, "max_seq_len": 256}  # 256: prompt + correction of 60 words
 
 
-def keep_freed_memory() -> bool:
-    """Ask glibc's malloc to keep freed memory for the next step rather than hand it back to the kernel.
-
-    A training step allocates activations of tens of MB each ((B, H, T, T) attention scores of a long batch: 64 MB);
-    by default glibc maps the largest afresh and trims freed memory, so every step page-faults ~25,000 pages back
-    in. Keeping them cut the mean step by 14-17% and a long batch's by ~28% (2026-12-03: 4-layer model, 96 steps
-    of learner-length batches, two interleaved pairs). Costs resident memory (a few hundred MB). Returns False where
-    malloc is not glibc's (the settings are then left alone)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3
-    gib = 1 << 30
-    return all(mallopt(opt, value) == 1 for opt, value in
-               ((M_MMAP_THRESHOLD, gib), (M_TRIM_THRESHOLD, gib), (M_TOP_PAD, 256 << 20)))
-
-
 def run_train(args: argparse.Namespace) -> int:
-    keep_freed_memory()
     torch.set_num_threads(args.threads or torch.get_num_threads())
     overrides = {k: v for k, v in (("steps", args.steps), ("augment", args.augment),
                                    ("correct_share", args.correct_share),

@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-import platform
 import random
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -197,30 +194,3 @@ def test_a_step_takes_the_weighted_loss_over_the_target_tokens_only(tok) -> None
         opt = torch.optim.SGD(model.parameters(), lr=0.0)
         cfg = TrainConfig(precision="fp32", decision_weight=weight)
         assert train_step(model, opt, batch, cfg, tok.pad_id).item() == pytest.approx(expected, rel=1e-5)
-
-
-_FAULTS = """
-import resource, sys, torch
-from miniserve.tutor.train import keep_freed_memory
-if sys.argv[1] == "keep":
-    assert keep_freed_memory()
-def faults() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(2):  # the heap grows to hold it (faults either way)
-    x = torch.ones(64 << 18); del x  # 64 MB, like one long batch's (B, H, T, T) attention scores
-before = faults()
-for _ in range(5):
-    x = torch.ones(64 << 18); del x
-print(faults() - before)
-"""
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="glibc only")
-def test_training_reuses_freed_memory_instead_of_faulting_it_back_in() -> None:
-    def faults(mode: str) -> int:
-        out = subprocess.run([sys.executable, "-c", _FAULTS, mode], capture_output=True, text=True, check=True)
-        return int(out.stdout)
-
-    default, kept = faults("default"), faults("keep")
-    assert default > 5 * 16384 // 2  # glibc maps each 64 MB (16,384 pages) afresh: the cost being removed
-    assert kept < default // 10
