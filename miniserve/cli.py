@@ -116,9 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "reference draw model.json's scores are from)")
     e.add_argument("--n-multi", type=int, default=500,
                    help="multi-sentence inputs made from those pairs (default 500)")
-    e.add_argument("--draw-seed", type=int, default=1,
+    e.add_argument("--draw-seed", type=int, default=None,
                    help="which held-out draw (default 1: the reference draw, whatever seed trained the checkpoint; "
                    "another seed checks a result on fresh sentences)")
+    e.add_argument("--split", choices=("heldout", "train"), default="heldout",
+                   help="heldout (default): sentences the model never saw; train: the first --n pairs of the "
+                   "checkpoint's own training pool, drawn again from its recorded recipe (how well it fits what it "
+                   "trained on)")
     e.add_argument("--json", action="store_true", help="print the scores as JSON instead of a table")
     e.set_defaults(func=_eval)
 

@@ -16,12 +16,14 @@ import argparse
 import itertools
 import json
 import random
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from miniserve.tutor.agent import GrammarTutorAgent, is_shouted, model_input, readable_sentences
 from miniserve.tutor.corpus import Pair, generate_pairs
-from miniserve.tutor.generate import Generator
+from miniserve.tutor.generate import META_FILE, WEIGHTS_DIR, Generator
 from miniserve.tutor.sentences import is_whole_sentence, splice
 
 # The reference draw: the held-out pairs `miniserve eval`, training's progress and final scores, and the shipped
@@ -165,8 +167,40 @@ def reference_cases(n: int = REFERENCE_PAIRS, n_multi: int = REFERENCE_MULTI,
     return [single_case(p) for p in pairs] + multi_cases(pairs, n_multi, seed)
 
 
+def training_cases(train_config: dict, n: int = REFERENCE_PAIRS, n_multi: int = REFERENCE_MULTI) -> list[Case]:
+    """The first `n` pairs of the pool a checkpoint trained on (drawn again from its recorded recipe), then
+    multi-sentence inputs made from them. Each pool pair is drawn at least once in ~89% of 7,000 x 64 draws from
+    200,000. Scored beside the held-out draw, it tells a model that cannot fit its own training sentences from one
+    that fits them and fails on unseen names and subjects."""
+    c = train_config
+    pool_size = int(c.get("train_pairs", 200_000))
+    if not 0 <= n <= pool_size:
+        raise ValueError(f"the training pool holds {pool_size:,} pairs; --n {n} is outside it")
+    seed = int(c.get("seed", 0))
+    error_counts = tuple(c["error_counts"]) if c.get("error_counts") else None
+    # The pool is drawn pair by pair from one seeded stream, so its first n pairs are generate_pairs(n, ...).
+    pairs = generate_pairs(n, "train", seed, c.get("augment", True), c.get("correct_share"), c.get("caps_share"),
+                           error_counts, c.get("s_name_share"))
+    return [single_case(p) for p in pairs] + multi_cases(pairs, n_multi, seed)
+
+
 def run_eval(args: argparse.Namespace) -> int:
+    split = getattr(args, "split", "heldout")
+    if split == "train" and args.draw_seed is not None:
+        print("miniserve eval: error: --draw-seed picks a held-out draw; --split train scores the checkpoint's own "
+              "training pool", file=sys.stderr)
+        return 2
     gen = Generator.load(args.weights)
-    scores = score(gen, reference_cases(args.n, args.n_multi, args.draw_seed))
+    if split == "train":
+        meta = json.loads((Path(args.weights or WEIGHTS_DIR) / META_FILE).read_text())
+        try:
+            cases = training_cases(meta.get("train_config", {}), args.n, args.n_multi)
+        except ValueError as e:
+            print(f"miniserve eval: error: {e}", file=sys.stderr)
+            return 2
+    else:
+        seed = REFERENCE_DRAW_SEED if args.draw_seed is None else args.draw_seed
+        cases = reference_cases(args.n, args.n_multi, seed)
+    scores = score(gen, cases)
     print(json.dumps(scores, indent=2) if args.json else format_table(scores))
     return 0

@@ -121,10 +121,47 @@ def test_eval_and_training_score_the_reference_draw_whatever_the_training_seed(
     (tmp_path / "model.json").write_text(json.dumps({"train_config": {"seed": 2}}))
 
     defaults = build_parser().parse_args(["eval"])
-    assert (defaults.n, defaults.n_multi, defaults.draw_seed) == (
-        evaluate.REFERENCE_PAIRS, evaluate.REFERENCE_MULTI, evaluate.REFERENCE_DRAW_SEED)
+    assert (defaults.n, defaults.n_multi, defaults.draw_seed, defaults.split) == (
+        evaluate.REFERENCE_PAIRS, evaluate.REFERENCE_MULTI, None, "heldout")  # None: the reference draw, below
     assert main(["eval", "--weights", str(tmp_path), "--json"]) == 0
     assert main(["eval", "--weights", str(tmp_path), "--draw-seed", "4", "--n", "12", "--n-multi", "2"]) == 0
     train.record_heldout(tmp_path)
     assert drawn == [(5000, 500, 1), (12, 2, 4), (5000, 500, 1)]
     assert json.loads((tmp_path / "model.json").read_text())["heldout_draw"] == {"seed": 1, "pairs": 5000, "multi": 500}
+
+
+def test_the_training_split_is_the_start_of_the_checkpoints_own_pool() -> None:
+    from miniserve.tutor.evaluate import training_cases
+
+    recipe = {"seed": 3, "augment": True, "correct_share": 0.35, "error_counts": [0.3, 0.35, 0.35],
+              "train_pairs": 200_000}
+    # train.train draws its pool as generate_pairs(train_pairs, "train", seed, ...): a longer draw starts the same
+    pool = generate_pairs(300, "train", 3, True, 0.35, None, (0.3, 0.35, 0.35))
+    cases = training_cases(recipe, 120, 10)
+    assert [c.source for c in cases[:120]] == [p.source for p in pool[:120]]
+    assert [c.kind for c in cases[120:]] == ["multi"] * 10
+    assert training_cases(recipe, 120, 10) == cases  # drawn again, the same
+    other_seed = training_cases(recipe | {"seed": 4}, 120, 0)
+    assert [c.source for c in other_seed] != [c.source for c in cases[:120]]
+    with pytest.raises(ValueError, match="200,000 pairs"):
+        training_cases(recipe, 200_001, 0)
+
+
+def test_eval_on_the_training_split_reads_the_checkpoints_recipe(monkeypatch: pytest.MonkeyPatch, tmp_path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from miniserve.cli import main
+    from miniserve.tutor import evaluate
+
+    recipes: list[tuple[dict, int, int]] = []
+    monkeypatch.setattr(evaluate, "training_cases", lambda c, n, m: recipes.append((c, n, m)) or [])
+    monkeypatch.setattr(evaluate, "score", lambda gen, cases: {})
+    monkeypatch.setattr(evaluate.Generator, "load", classmethod(lambda cls, path=None: object()))
+    (tmp_path / "model.json").write_text(json.dumps({"train_config": {"seed": 2, "train_pairs": 1000}}))
+
+    assert main(["eval", "--weights", str(tmp_path), "--split", "train", "--n", "40", "--json"]) == 0
+    assert recipes == [({"seed": 2, "train_pairs": 1000}, 40, 500)]
+    # a held-out draw seed means nothing on the training split: refused, not ignored
+    assert main(["eval", "--weights", str(tmp_path), "--split", "train", "--draw-seed", "2"]) == 2
+    assert "--draw-seed" in capsys.readouterr().err
