@@ -18,7 +18,7 @@ import json
 import random
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from miniserve.tutor.agent import GrammarTutorAgent, is_shouted, model_input, readable_sentences
@@ -172,28 +172,29 @@ def training_cases(train_config: dict, n: int = REFERENCE_PAIRS, n_multi: int = 
     multi-sentence inputs made from them. Each pool pair is drawn at least once in ~89% of 7,000 x 64 draws from
     200,000. Scored beside the held-out draw, it tells a model that cannot fit its own training sentences from one
     that fits them and fails on unseen names and subjects."""
-    c = train_config
-    pool_size = int(c.get("train_pairs", 200_000))
-    if not 0 <= n <= pool_size:
-        raise ValueError(f"the training pool holds {pool_size:,} pairs; --n {n} is outside it")
-    seed = int(c.get("seed", 0))
-    error_counts = tuple(c["error_counts"]) if c.get("error_counts") else None
-    # The pool is drawn pair by pair from one seeded stream, so its first n pairs are generate_pairs(n, ...).
-    pairs = generate_pairs(n, "train", seed, c.get("augment", True), c.get("correct_share"), c.get("caps_share"),
-                           error_counts, c.get("s_name_share"))
-    return [single_case(p) for p in pairs] + multi_cases(pairs, n_multi, seed)
+    from miniserve.tutor.train import TrainConfig, training_pool  # train imports this module: import it here
+
+    unknown = set(train_config) - {f.name for f in fields(TrainConfig)}
+    if unknown:  # a recipe this code cannot redraw: its pool would not be the one trained on
+        raise ValueError(f"the checkpoint's recipe has fields this version does not know: {sorted(unknown)}")
+    recipe = dict(train_config)
+    if recipe.get("error_counts") is not None:
+        recipe["error_counts"] = tuple(recipe["error_counts"])  # a JSON list in model.json
+    cfg = TrainConfig(**recipe)
+    if not 0 <= n <= cfg.train_pairs:
+        raise ValueError(f"the training pool holds {cfg.train_pairs:,} pairs; --n {n} is outside it")
+    pairs = training_pool(cfg, n)
+    return [single_case(p) for p in pairs] + multi_cases(pairs, n_multi, cfg.seed)
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    split = getattr(args, "split", "heldout")
-    if split == "train" and args.draw_seed is not None:
-        print("miniserve eval: error: --draw-seed picks a held-out draw; --split train scores the checkpoint's own "
-              "training pool", file=sys.stderr)
-        return 2
-    gen = Generator.load(args.weights)
-    if split == "train":
+    if args.split == "train":
+        if args.draw_seed is not None:
+            print("miniserve eval: error: --draw-seed picks a held-out draw; --split train scores the checkpoint's "
+                  "own training pool", file=sys.stderr)
+            return 2
         meta = json.loads((Path(args.weights or WEIGHTS_DIR) / META_FILE).read_text())
-        try:
+        try:  # before the model loads: a bad --n is said at once
             cases = training_cases(meta.get("train_config", {}), args.n, args.n_multi)
         except ValueError as e:
             print(f"miniserve eval: error: {e}", file=sys.stderr)
@@ -201,6 +202,7 @@ def run_eval(args: argparse.Namespace) -> int:
     else:
         seed = REFERENCE_DRAW_SEED if args.draw_seed is None else args.draw_seed
         cases = reference_cases(args.n, args.n_multi, seed)
+    gen = Generator.load(args.weights)
     scores = score(gen, cases)
     print(json.dumps(scores, indent=2) if args.json else format_table(scores))
     return 0

@@ -199,6 +199,13 @@ def _exact_scores(scores: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.3f}" for k, v in scores.items() if k.endswith("exact"))
 
 
+def training_pool(cfg: TrainConfig, n: int | None = None) -> list[Pair]:
+    """The pool `cfg` trains on, or its first `n` pairs (`miniserve eval --split train`): the pool is drawn pair by
+    pair from one seeded stream, so a shorter draw is the start of the full one."""
+    return generate_pairs(cfg.train_pairs if n is None else n, "train", cfg.seed, cfg.augment, cfg.correct_share,
+                          cfg.caps_share, cfg.error_counts, cfg.s_name_share)
+
+
 def train(cfg: TrainConfig, model_cfg_kwargs: dict, log=print) -> tuple[Generator, dict]:
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
@@ -206,8 +213,7 @@ def train(cfg: TrainConfig, model_cfg_kwargs: dict, log=print) -> tuple[Generato
     text = tokenizer_text(cfg.tokenizer_sentences, seed=cfg.seed, augment=cfg.augment)
     tok = ByteBPETokenizer.train(text, cfg.num_merges, cfg.merge_min_count, cfg.split_s)
     log(f"tokenizer: {tok.vocab_size} ids ({len(tok.merges)} merges) in {time.perf_counter() - t0:.1f}s")
-    pool = generate_pairs(cfg.train_pairs, "train", cfg.seed, cfg.augment, cfg.correct_share, cfg.caps_share,
-                          cfg.error_counts, cfg.s_name_share)
+    pool = training_pool(cfg)
     longest = max(len(tok.encode(p.source)) + len(tok.encode(p.target)) + 3 for p in pool)
     model_cfg = ModelConfig(vocab_size=tok.vocab_size, **model_cfg_kwargs)
     if longest > model_cfg.max_seq_len:

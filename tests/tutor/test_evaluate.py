@@ -145,6 +145,8 @@ def test_the_training_split_is_the_start_of_the_checkpoints_own_pool() -> None:
     assert [c.source for c in other_seed] != [c.source for c in cases[:120]]
     with pytest.raises(ValueError, match="200,000 pairs"):
         training_cases(recipe, 200_001, 0)
+    with pytest.raises(ValueError, match="does not know"):  # a pool this code cannot redraw is refused
+        training_cases(recipe | {"pool_shuffle": True}, 10, 0)
 
 
 def test_eval_on_the_training_split_reads_the_checkpoints_recipe(monkeypatch: pytest.MonkeyPatch, tmp_path,
