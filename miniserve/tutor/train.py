@@ -35,6 +35,23 @@ from miniserve.tutor.tokenizer import ByteBPETokenizer
 PRECISIONS = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 
+def native_bf16() -> bool:
+    """Whether this CPU has bf16 arithmetic instructions (AVX512-BF16 or AMX). Without them, bf16 autocast is
+    emulated: on 2026-12-03's AMD EPYC host (AVX2 only) a training step took several times as long as in fp32
+    (MODEL.md, training time). torch's probes are private, so a torch without them reads as "no"."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
+def precision_warning(precision: str, native: bool) -> str | None:
+    """What to tell a user about to train in `precision` on a CPU with (`native`) or without bf16 instructions."""
+    if precision != "bf16" or native:
+        return None
+    return ("warning: this CPU has no bf16 instructions (AVX512-BF16 or AMX), so bf16 autocast is emulated and a "
+            "step takes several times as long as with --precision fp32 (MODEL.md, training time); fp32 is the same "
+            "recipe up to rounding, not the shipped run bit for bit")
+
+
 @dataclass(slots=True)
 class TrainConfig:
     # 0.34 s/step in bf16 on 2 idle cores with learner-length pairs: run 26 took 39.9 min. Since dd665cc a step is
@@ -338,6 +355,9 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"miniserve train: error: {e}", file=sys.stderr)
         return 2
     recipe = MODEL_RECIPE | {k: v for k, v in (("d_model", args.d_model), ("n_layer", args.n_layer)) if v}
+    native = native_bf16()
+    if warning := precision_warning(cfg.precision, native):
+        print(f"miniserve train: {warning}", file=sys.stderr)
     started = time.perf_counter()
     gen, info = train(cfg, recipe)
     info["wall_seconds"] = round(time.perf_counter() - started, 1)  # tokenizer + data + steps + progress evals
@@ -350,6 +370,7 @@ def run_train(args: argparse.Namespace) -> int:
         "torch": torch.__version__,
         "python": platform.python_version(),
         "torch_threads": torch.get_num_threads(),
+        "cpu": {"model": _cpu_model(), "capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": native},
         **info,
     }
     out = Path(args.out) if args.out else WEIGHTS_DIR
@@ -357,6 +378,15 @@ def run_train(args: argparse.Namespace) -> int:
     record_heldout(out)
     print(f"wrote {out}")
     return 0
+
+
+def _cpu_model() -> str:
+    """The CPU's model name where Linux tells it (the step time depends on it more than on anything we set)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor()
+    return next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), platform.processor())
 
 
 def record_heldout(out: Path) -> dict:

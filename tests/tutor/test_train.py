@@ -7,7 +7,9 @@ import torch
 
 from miniserve.tutor.corpus import generate_pairs
 from miniserve.tutor.generate import Generator
-from miniserve.tutor.train import TrainConfig, length_grouped_batches, make_batch
+from miniserve.tutor.train import (
+    TrainConfig, length_grouped_batches, make_batch, native_bf16, precision_warning,
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -194,3 +196,19 @@ def test_a_step_takes_the_weighted_loss_over_the_target_tokens_only(tok) -> None
         opt = torch.optim.SGD(model.parameters(), lr=0.0)
         cfg = TrainConfig(precision="fp32", decision_weight=weight)
         assert train_step(model, opt, batch, cfg, tok.pad_id).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_bf16_on_a_cpu_without_bf16_instructions_is_warned_about(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert precision_warning("fp32", native=False) is None
+    assert precision_warning("bf16", native=True) is None
+    warning = precision_warning("bf16", native=False)
+    assert warning is not None and "--precision fp32" in warning
+    # either probe counts; a torch without the private probes reads as "no bf16"
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert native_bf16()
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert not native_bf16()
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
+    assert not native_bf16()
