@@ -8,7 +8,7 @@ import torch
 from miniserve.tutor.corpus import generate_pairs
 from miniserve.tutor.generate import Generator
 from miniserve.tutor.train import (
-    TrainConfig, length_grouped_batches, make_batch, native_bf16, precision_warning,
+    TrainConfig, length_grouped_batches, make_batch, native_bf16, precision_warning, remaining,
 )  # fmt: skip
 
 
@@ -212,3 +212,10 @@ def test_bf16_on_a_cpu_without_bf16_instructions_is_warned_about(monkeypatch: py
     monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
     monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
     assert not native_bf16()
+
+
+def test_the_progress_line_says_how_long_the_steps_left_take() -> None:
+    assert remaining(15.0, 1, 7000) == ""  # step 1 carries first-call setup
+    assert remaining(50.0, 100, 7000) == " (~58 min of steps left)"  # 0.5 s/step, 6,900 left
+    assert remaining(115.0, 100, 7000) == " (~2.2 h of steps left)"  # 1.15 s/step
+    assert remaining(3500.0, 7000, 7000) == ""
