@@ -7,7 +7,10 @@ Run it alone on the machine, before a `miniserve train` (40 min to several hours
 ...) on the same batches of learner-length pairs, drawn and formed by length as training draws them, from a fresh
 model each turn, so a slow spell of the host reaches both. Prints the median step per precision; writes nothing.
 Read the ratio: a few batches' mean follows their lengths (training's 16-batch groups run ~0.16 s under 60 tokens
-and ~0.9 s over 120 on a fast host), so the minutes printed for a whole run are a rough guide, not a forecast.
+and ~0.9 s over 120 on a fast host), and training ran slower than this script on the one host where both were timed
+(2026-12-03, AVX2: 1.15 s/step over its first 200 fp32 steps against 0.61–0.73 here; drawing and encoding a batch,
+which this script leaves out, took 15 ms, so not that; the rest is unexplained). So the minutes printed for a whole
+run are a lower bound.
 Not collected by pytest: a timing is a benchmark's, never a unit test's.
 """
 
@@ -56,8 +59,9 @@ def main() -> None:
     print(f"bf16 / fp32: {statistics.median(times['bf16']) / statistics.median(times['fp32']):.2f}x")
     for precision, ts in times.items():
         med = statistics.median(ts)
-        print(f"{precision}: {med:.3f} s/step (median of {len(ts)} turns of {args.steps} steps; "
-              f"{', '.join(f'{t:.3f}' for t in ts)}) -> ~{med * cfg.steps / 60:.0f} min for {cfg.steps:,} steps like these")
+        turns = ", ".join(f"{t:.3f}" for t in ts)
+        print(f"{precision}: {med:.3f} s/step (median of {len(ts)} turns of {args.steps} steps; {turns}) "
+              f"-> at least ~{med * cfg.steps / 60:.0f} min for {cfg.steps:,} steps")
 
 
 if __name__ == "__main__":

@@ -37,8 +37,8 @@ PRECISIONS = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 def native_bf16() -> bool:
     """Whether this CPU has bf16 arithmetic instructions (AVX512-BF16 or AMX). Without them, bf16 autocast is
-    emulated: on 2026-12-03's AMD EPYC host (AVX2 only) a training step took several times as long as in fp32
-    (MODEL.md, training time). torch's probes are private, so a torch without them reads as "no"."""
+    emulated: on 2026-12-03's AMD EPYC host (AVX2 only) a training step took ~20x as long as in fp32 (MODEL.md,
+    training time). torch's probes are private, so a torch without them reads as "no"."""
     probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
 
@@ -48,8 +48,8 @@ def precision_warning(precision: str, native: bool) -> str | None:
     if precision != "bf16" or native:
         return None
     return ("warning: this CPU has no bf16 instructions (AVX512-BF16 or AMX), so bf16 autocast is emulated and a "
-            "step takes several times as long as with --precision fp32 (MODEL.md, training time); fp32 is the same "
-            "recipe up to rounding, not the shipped run bit for bit")
+            "step took ~20x as long as with --precision fp32 on such a host (MODEL.md, training time); fp32 is the "
+            "same recipe up to rounding, not the shipped run bit for bit")
 
 
 @dataclass(slots=True)
@@ -283,7 +283,9 @@ def remaining(elapsed_s: float, step: int, steps: int) -> str:
     if step < 2 or step >= steps:
         return ""
     left_min = elapsed_s / step * (steps - step) / 60
-    return f" (~{left_min:.0f} min of steps left)" if left_min < 120 else f" (~{left_min / 60:.1f} h of steps left)"
+    if round(left_min) < 120:
+        return f" (~{left_min:.0f} min of steps left)"
+    return f" (~{left_min / 60:.1f} h of steps left)"
 
 
 def train_step(model: MiniGPT, opt: torch.optim.Optimizer, batch: list[Example], cfg: TrainConfig,
@@ -392,12 +394,20 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _cpu_model() -> str:
-    """The CPU's model name where Linux tells it (the step time depends on it more than on anything we set)."""
+    """The CPU as Linux names it, with family and model (a VM may say only "AMD EPYC", which covers both Zen 3 without
+    bf16 and Zen 4 with it): the step time depends on it more than on anything we set."""
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
         return platform.processor()
-    return next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), platform.processor())
+    fields: dict[str, str] = {}
+    for ln in lines:
+        if not ln.strip():
+            break  # the first processor's block is enough
+        key, _, value = ln.partition(":")
+        fields[key.strip()] = value.strip()
+    name = fields.get("model name", platform.processor())
+    return f"{name} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')})"
 
 
 def record_heldout(out: Path) -> dict:

@@ -219,3 +219,4 @@ def test_the_progress_line_says_how_long_the_steps_left_take() -> None:
     assert remaining(50.0, 100, 7000) == " (~58 min of steps left)"  # 0.5 s/step, 6,900 left
     assert remaining(115.0, 100, 7000) == " (~2.2 h of steps left)"  # 1.15 s/step
     assert remaining(3500.0, 7000, 7000) == ""
+    assert remaining(119.8 * 60 / 6900 * 100, 100, 7000) == " (~2.0 h of steps left)"  # rounds to 120 min: hours
