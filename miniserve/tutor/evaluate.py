@@ -188,21 +188,22 @@ def training_cases(train_config: dict, n: int = REFERENCE_PAIRS, n_multi: int = 
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    if args.split == "train":
-        if args.draw_seed is not None:
-            print("miniserve eval: error: --draw-seed picks a held-out draw; --split train scores the checkpoint's "
-                  "own training pool", file=sys.stderr)
-            return 2
-        meta = json.loads((Path(args.weights or WEIGHTS_DIR) / META_FILE).read_text())
-        try:  # before the model loads: a bad --n is said at once
+    if args.split == "train" and args.draw_seed is not None:
+        print("miniserve eval: error: --draw-seed picks a held-out draw; --split train scores the checkpoint's "
+              "own training pool", file=sys.stderr)
+        return 2
+    weights = Path(args.weights or WEIGHTS_DIR)
+    try:  # a missing or unreadable checkpoint, or a bad --n, is said in one line before any scoring
+        if args.split == "train":
+            meta = json.loads((weights / META_FILE).read_text())
             cases = training_cases(meta.get("train_config", {}), args.n, args.n_multi)
-        except ValueError as e:
-            print(f"miniserve eval: error: {e}", file=sys.stderr)
-            return 2
-    else:
-        seed = REFERENCE_DRAW_SEED if args.draw_seed is None else args.draw_seed
-        cases = reference_cases(args.n, args.n_multi, seed)
-    gen = Generator.load(args.weights)
+        else:
+            seed = REFERENCE_DRAW_SEED if args.draw_seed is None else args.draw_seed
+            cases = reference_cases(args.n, args.n_multi, seed)
+        gen = Generator.load(weights)
+    except (OSError, ValueError, KeyError) as e:
+        print(f"miniserve eval: error: cannot score {weights}: {e}", file=sys.stderr)
+        return 2
     scores = score(gen, cases)
     print(json.dumps(scores, indent=2) if args.json else format_table(scores))
     return 0

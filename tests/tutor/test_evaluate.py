@@ -157,6 +157,7 @@ def test_eval_on_the_training_split_reads_the_checkpoints_recipe(monkeypatch: py
     from miniserve.tutor import evaluate
 
     recipes: list[tuple[dict, int, int]] = []
+    real_load = evaluate.Generator.load
     monkeypatch.setattr(evaluate, "training_cases", lambda c, n, m: recipes.append((c, n, m)) or [])
     monkeypatch.setattr(evaluate, "score", lambda gen, cases: {})
     monkeypatch.setattr(evaluate.Generator, "load", classmethod(lambda cls, path=None: object()))
@@ -167,3 +168,8 @@ def test_eval_on_the_training_split_reads_the_checkpoints_recipe(monkeypatch: py
     # a held-out draw seed means nothing on the training split: refused, not ignored
     assert main(["eval", "--weights", str(tmp_path), "--split", "train", "--draw-seed", "2"]) == 2
     assert "--draw-seed" in capsys.readouterr().err
+    # a checkpoint that is not there is said in one line, on either split, not a traceback
+    monkeypatch.setattr(evaluate.Generator, "load", real_load)  # the real one fails on the missing file at once
+    for split in ("train", "heldout"):
+        assert main(["eval", "--weights", str(tmp_path / "absent"), "--split", split, "--n", "5"]) == 2
+        assert "cannot score" in capsys.readouterr().err
