@@ -174,14 +174,26 @@ def _roles(form: str) -> set[str]:
     return {r for _, r in _FORMS.get(form, ())}
 
 
+# A word right after one of these is a noun or a gerund, never a finite verb ("after work", "at work", "from work").
+# The corpus never puts a covered form there, so an edit there means the model took a noun for a verb: run 26 turned
+# "After work Brits go to the pub." into "After works ..." (experiments/2026-12-03-tutor-name-placeholders). "to" is
+# left out: a base form after it is an infinitive.
+PREPOSITIONS: frozenset[str] = frozenset(
+    {"after", "before", "at", "from", "for", "with", "without", "of", "in", "on", "into", "onto", "by", "during",
+     "about", "under", "over", "through", "near"}
+)  # fmt: skip
+
+
 def _context(tokens_before: list[str]) -> str:
-    """'modal', 'perfect', 'third' / 'nonthird' (right after a subject pronoun) or 'plain', from the words right
-    before the verb (skipping adverbs)."""
+    """'modal', 'perfect', 'third' / 'nonthird' (right after a subject pronoun), 'noun' (right after a preposition)
+    or 'plain', from the words right before the verb (skipping adverbs)."""
     words = [_norm_context(t) for t in tokens_before]
     while words and words[-1] in _SKIPPABLE:
         words.pop()
     if not words:
         return "plain"
+    if words[-1] in PREPOSITIONS:
+        return "noun"
     if words[-1] in MODALS:
         return "modal"
     if words[-1] == "to" and len(words) >= 2 and words[-2] in ("going", "gonna"):
@@ -211,6 +223,8 @@ def classify_edit(tokens_before: list[str], original: str, corrected: str) -> st
     ro, rc = _roles(o), _roles(c)
     ctx = _context(tokens_before)
 
+    if ctx == "noun":
+        raise ValueError(f"right after a preposition, {original!r} is a noun, not a verb to correct")
     if ctx == "modal":
         if "base" in rc and "base" not in ro:
             return "inflected_after_modal"

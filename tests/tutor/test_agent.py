@@ -76,6 +76,7 @@ def test_splices_into_the_learners_own_string() -> None:
         ("He goed to school.", "He went. to school."),  # punctuation moved
         ("He goed to school", "He Goed to school"),  # capitalisation only
         ("She has went home", "She has goes home"),  # no rule explains the edit
+        ("After work Brits go to the pub.", "After works Brits go to the pub."),  # a noun taken for a verb (run 26)
         ("He goed to school", "He w\ufffdnt to school"),  # undecodable bytes from the model
         ("He goed to school", ""),
     ],

@@ -78,11 +78,19 @@ def test_classify_ignores_case_and_attached_punctuation() -> None:
         ("He always", "walks", "walk"),  # would break agreement with the pronoun
         ("they", "walk", "walks"),
         ("I", "have", "has"),
+        ("After", "work", "works"),  # right after a preposition it is a noun ("after work")
+        ("they came home from", "work", "worked"),
+        ("she is good at", "cooks", "cook"),
     ],
 )
 def test_classify_rejects_edits_no_rule_explains(before: str, orig: str, corr: str) -> None:
     with pytest.raises(ValueError):
         classify_edit(before.split(), orig, corr)
+
+
+def test_a_preposition_blocks_only_the_word_right_after_it() -> None:
+    assert classify_edit("after work he".split(), "go", "goes") == "missing_third_person_s"
+    assert classify_edit("I want to".split(), "works", "work") == "extra_third_person_s"  # "to" is not among them
 
 
 def test_explain_uses_the_table() -> None:
