@@ -43,11 +43,11 @@ BIN_EDGES_TOKENS = (50, 100, 150, 200)  # a batch's longest sequence (prompt + t
 def strata(batches: list[list[Example]], per_bin: int) -> list[tuple[float, list[list[Example]]]]:
     """(share of `batches`, up to `per_bin` of them spread evenly across the bin by length) for each non-empty bin."""
     bins: list[list[list[Example]]] = [[] for _ in range(len(BIN_EDGES_TOKENS) + 1)]
-    for b in batches:
-        bins[bisect.bisect_right(BIN_EDGES_TOKENS, max(len(e[0]) for e in b))].append(b)
+    by_length = sorted(((max(len(e[0]) for e in b), b) for b in batches), key=lambda nb: nb[0])
+    for n, b in by_length:  # shortest first, so every bin is in length order too
+        bins[bisect.bisect_right(BIN_EDGES_TOKENS, n)].append(b)
     out = []
     for members in filter(None, bins):
-        members.sort(key=lambda b: max(len(e[0]) for e in b))
         k = min(per_bin, len(members))
         out.append((len(members) / len(batches), [members[(2 * i + 1) * len(members) // (2 * k)] for i in range(k)]))
     return out
