@@ -28,9 +28,10 @@ import torch
 
 from miniserve.tutor import atoms
 from miniserve.tutor.agent import GrammarTutorAgent
-from miniserve.tutor.evaluate import reference_cases
+from miniserve.tutor.evaluate import bucket_groups, reference_cases, tutor_outputs
 from miniserve.tutor.generate import META_FILE, WEIGHTS_DIR, Generator
-from miniserve.tutor.train import TrainConfig, length_grouped_batches, save, train_step, training_pool
+from miniserve.tutor.train import (TrainConfig, adamw, length_grouped_batches, lr_at, save, train_step,
+                                   training_pool)
 
 
 # Capitalised plural subjects for `--cap-plural-share` (training split only). None of the README's probe words
@@ -64,22 +65,16 @@ def patch_cap_plurals(share: float) -> None:
     atoms.Atoms.subject = subject
 
 
-def lr_at(step: int, steps: int, warmup: int, peak: float, low: float) -> float:
-    import math
-
-    if step <= warmup:
-        return peak * step / max(1, warmup)
-    frac = (step - warmup) / max(1, steps - warmup)
-    return low + 0.5 * (peak - low) * (1 + math.cos(math.pi * frac))
-
-
 def finetune(args: argparse.Namespace) -> None:
     torch.set_num_threads(2)
     torch.manual_seed(args.pool_seed)
     base = Generator.load(WEIGHTS_DIR, constrained=True)
     meta = json.loads((WEIGHTS_DIR / META_FILE).read_text())
     model, tok = base.model, base.tok
-    recipe = dict(meta["train_config"]) | {"seed": args.pool_seed, "train_pairs": args.pool, "precision": "fp32"}
+    # The second stage's own schedule: `train.lr_at`'s warm-up and cosine, over its steps, from its peak.
+    recipe = dict(meta["train_config"]) | {"seed": args.pool_seed, "train_pairs": args.pool, "precision": "fp32",
+                                           "steps": args.steps, "lr": args.peak, "lr_min": args.low,
+                                           "warmup_steps": args.warmup}
     if args.error_counts:
         recipe["error_counts"] = tuple(args.error_counts)
     if args.s_name_share is not None:
@@ -91,27 +86,23 @@ def finetune(args: argparse.Namespace) -> None:
     pool = training_pool(cfg)
     print(f"pool: {len(pool):,} pairs in {time.perf_counter() - t0:.0f}s; {cfg}", flush=True)
     batches = length_grouped_batches(tok, pool, cfg, random.Random(args.pool_seed), model.cfg.max_seq_len)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "emb" not in n]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 or "emb" in n]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=args.peak, betas=(0.9, 0.98))
+    opt = adamw(model, cfg)
     t_start = time.perf_counter()
     model.train()
-    for step in range(1, args.steps + 1):
-        lr = lr_at(step, args.steps, args.warmup, args.peak, args.low)
+    for step in range(1, cfg.steps + 1):
+        lr = lr_at(cfg, step)
         for g in opt.param_groups:
             g["lr"] = lr
         loss = train_step(model, opt, next(batches), cfg, tok.pad_id)
         if step % 50 == 0 or step == 1:
-            print(f"step {step:4d}/{args.steps} loss {loss.item():.4f} lr {lr:.2e} "
+            print(f"step {step:4d}/{cfg.steps} loss {loss.item():.4f} lr {lr:.2e} "
                   f"{time.perf_counter() - t_start:6.0f}s", flush=True)
     model.eval()
     seconds = round(time.perf_counter() - t_start, 1)
     meta = {k: v for k, v in meta.items() if not k.startswith("heldout")} | {
-        "second_stage": {"name": args.name, "from_sha256": meta["model_sha256"], "steps": args.steps,
-                         "peak_lr": args.peak, "lr_min": args.low, "warmup_steps": args.warmup,
-                         "pool_seed": args.pool_seed, "cap_plural_share": args.cap_plural_share,
-                         "train_config": asdict(cfg), "train_seconds": seconds,
+        "second_stage": {"name": args.name, "from_sha256": meta["model_sha256"],
+                         "cap_plural_share": args.cap_plural_share, "train_config": asdict(cfg),
+                         "train_seconds": seconds,
                          "final_loss": round(loss.item(), 5)}}
     save(Generator(model, tok, base.max_new_tokens, constrained=True), Path(args.out), meta)
     print(f"wrote {args.out} after {seconds:.0f}s of steps", flush=True)
@@ -127,14 +118,9 @@ def score_tutor(weights: Path, draw_seed: int) -> None:
 def score_draw(agent: GrammarTutorAgent, weights: Path, draw_seed: int) -> None:
     cases = reference_cases(seed=draw_seed)
     t0 = time.perf_counter()
-    outs = [c.text for i in range(0, len(cases), 64)
-            for c in agent.correct_batch([x.source for x in cases[i:i + 64]], [None] * len(cases[i:i + 64]))]
-    groups: dict[str, list[int]] = {}
-    for i, c in enumerate(cases):
-        for g in (f"kind: {c.kind}", *c.buckets):
-            groups.setdefault(g, []).append(i)
+    outs = tutor_outputs(agent, cases)
     print(f"{weights} on held-out draw {draw_seed} ({time.perf_counter() - t0:.0f}s): tutor exact / any valid, %")
-    for g, ix in sorted(groups.items()):
+    for g, ix in bucket_groups(cases).items():
         exact = 100 * sum(outs[i] == cases[i].target for i in ix) / len(ix)
         valid = 100 * sum(cases[i].accepts(outs[i]) for i in ix) / len(ix)
         print(f"{g:<36} {len(ix):>5} {exact:>7.1f} {valid:>7.1f}")

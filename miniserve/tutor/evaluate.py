@@ -119,6 +119,20 @@ def raw_outputs(gen: Generator, texts: list[str]) -> list[str]:
     return [splice(t, ss, [next(it) for _ in ss]) for t, ss in zip(texts, split)]
 
 
+def tutor_outputs(agent: GrammarTutorAgent, cases: list[Case], batch_size: int = 64) -> list[str]:
+    """What a learner gets back for each case: the tutor's text, guard included."""
+    return _outputs(cases, lambda t: [c.text for c in agent.correct_batch(t, [None] * len(t))], batch_size)
+
+
+def bucket_groups(cases: list[Case]) -> dict[str, list[int]]:
+    """{bucket or kind: indices of its cases}, sorted by name: the rows of the scores table."""
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(cases):
+        for name in (f"kind: {c.kind}", *c.buckets):
+            groups.setdefault(name, []).append(i)
+    return dict(sorted(groups.items()))
+
+
 def _free(gen: Generator) -> Generator:
     """The same model decoding freely (no source constraint): the raw model."""
     if not getattr(gen, "constrained", False):
@@ -136,17 +150,13 @@ def score(gen: Generator, cases: list[Case], batch_size: int = 64) -> dict[str, 
     free = _free(gen)
     raw = _hits(cases, _outputs(cases, lambda texts: raw_outputs(free, texts), batch_size))
     constrained = raw if free is gen else _hits(cases, _outputs(cases, lambda t: raw_outputs(gen, t), batch_size))
-    tutor_out = _outputs(cases, lambda t: [c.text for c in agent.correct_batch(t, [None] * len(t))], batch_size)
+    tutor_out = tutor_outputs(agent, cases, batch_size)
     tutor = _hits(cases, tutor_out)
     valid = [int(c.accepts(out)) for c, out in zip(cases, tutor_out, strict=True)]
-    groups: dict[str, list[int]] = {}
-    for i, c in enumerate(cases):
-        for name in (f"kind: {c.kind}", *c.buckets):
-            groups.setdefault(name, []).append(i)
     return {name: {"n": len(ix), "raw": sum(raw[i] for i in ix) / len(ix),
                    "constrained": sum(constrained[i] for i in ix) / len(ix), "tutor": sum(tutor[i] for i in ix) / len(ix),
                    "tutor_valid": sum(valid[i] for i in ix) / len(ix)}
-            for name, ix in sorted(groups.items())}
+            for name, ix in bucket_groups(cases).items()}
 
 
 def _pct(x: float | None) -> str:

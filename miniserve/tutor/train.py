@@ -238,14 +238,7 @@ def train(cfg: TrainConfig, model_cfg_kwargs: dict, log=print) -> tuple[Generato
     model = MiniGPT(model_cfg)
     log(f"model: {model.num_parameters():,} parameters {model_cfg}; {len(pool):,} training pairs")
     heldout = generate_pairs(cfg.eval_pairs, "heldout", by_bucket.REFERENCE_DRAW_SEED)  # the first 500 are scored
-    # No decay on embeddings: a token rarely seen in training must keep a distinct vector to be copied.
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "emb" not in n]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 or "emb" in n]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.lr,
-        betas=(0.9, 0.98),
-    )
+    opt = adamw(model, cfg)
     # The progress prints score the model decoding freely, as every earlier run's did (comparable across runs);
     # the final scores (record_heldout) add constrained decoding and the tutor.
     gen = Generator(model, tok, cfg.max_new_tokens, constrained=False)
@@ -253,7 +246,7 @@ def train(cfg: TrainConfig, model_cfg_kwargs: dict, log=print) -> tuple[Generato
     average = WeightAverage(model, cfg.ema_decay**AVERAGE_EVERY) if cfg.ema_decay is not None else None
     t_start = time.perf_counter()
     for step in range(1, cfg.steps + 1):
-        lr = _lr_at(cfg, step)
+        lr = lr_at(cfg, step)
         for g in opt.param_groups:
             g["lr"] = lr
         model.train()
@@ -331,7 +324,19 @@ class WeightAverage:
             p.copy_(avg)
 
 
-def _lr_at(cfg: TrainConfig, step: int) -> float:
+def adamw(model: MiniGPT, cfg: TrainConfig) -> torch.optim.AdamW:
+    """The recipe's optimiser at its peak learning rate (the schedule sets each step's, `lr_at`)."""
+    # No decay on embeddings: a token rarely seen in training must keep a distinct vector to be copied.
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "emb" not in n]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 or "emb" in n]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        betas=(0.9, 0.98),
+    )
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
     if step <= cfg.warmup_steps:
         return cfg.lr * step / max(1, cfg.warmup_steps)
     frac = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
